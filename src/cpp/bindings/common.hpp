@@ -1,0 +1,192 @@
+// Helpers for the pybind11 boundary: read numpy array headers without building dtype
+// objects (a typed py::array_t argument costs ~0.5 us per call), check dtype / shape /
+// flags by hand, and format the error messages.  Only the bindings include this.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fe_py {
+
+namespace py = pybind11;
+
+enum class DType { F32, F64, I32, I64, Other };
+
+// A borrowed view of a numpy array's header.
+struct Arr {
+  PyObject* obj = nullptr;
+  char* data = nullptr;
+  int nd = 0;
+  const Py_ssize_t* shape = nullptr;
+  const Py_ssize_t* strides = nullptr;
+  int flags = 0;
+  char kind = 0;
+  char byteorder = '=';
+  DType dt = DType::Other;
+
+  int64_t dim(int i) const { return static_cast<int64_t>(shape[i]); }
+  int64_t size() const {
+    int64_t s = 1;
+    for (int i = 0; i < nd; ++i) s *= shape[i];
+    return s;
+  }
+  int64_t itemsize() const { return (dt == DType::F32 || dt == DType::I32) ? 4 : 8; }
+  bool c_contiguous() const { return flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_; }
+  bool writeable() const { return flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_; }
+  bool aligned() const { return flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_; }
+  bool native() const { return byteorder != '>' && byteorder != '<' ? true : byteorder == '<'; }
+  bool is_float() const { return dt == DType::F32 || dt == DType::F64; }
+  bool is_index() const { return dt == DType::I32 || dt == DType::I64; }
+  std::vector<py::ssize_t> shape_vec() const { return {shape, shape + nd}; }
+};
+
+inline bool is_ndarray(py::handle h) { return py::isinstance<py::array>(h); }
+
+// Reads the header of an ndarray (the caller checked is_ndarray).
+inline Arr view(py::handle h) {
+  auto* a = py::detail::array_proxy(h.ptr());
+  auto* d = py::detail::array_descriptor_proxy(a->descr);
+  Arr r;
+  r.obj = h.ptr();
+  r.data = a->data;
+  r.nd = a->nd;
+  r.shape = a->dimensions;
+  r.strides = a->strides;
+  r.flags = a->flags;
+  r.kind = d->kind;
+  r.byteorder = d->byteorder;
+  using api = py::detail::npy_api;
+  const int t = d->type_num;
+  const bool native = r.native();
+  if (native) {
+    if (t == api::NPY_FLOAT_) r.dt = DType::F32;
+    else if (t == api::NPY_DOUBLE_) r.dt = DType::F64;
+    else if (t == api::NPY_INT_ || (t == api::NPY_LONG_ && sizeof(long) == 4)) r.dt = DType::I32;
+    else if ((t == api::NPY_LONG_ && sizeof(long) == 8) || t == api::NPY_LONGLONG_) r.dt = DType::I64;
+  }
+  return r;
+}
+
+inline std::string dtype_str(py::handle arr) {
+  return py::str(arr.attr("dtype")).cast<std::string>();
+}
+
+inline std::string type_name(py::handle h) {
+  return py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>();
+}
+
+inline std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "(";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) r += ", ";
+    r += std::to_string(s[i]);
+  }
+  if (s.size() == 1) r += ",";
+  return r + ")";
+}
+
+inline std::string shape_str(const Arr& a) {
+  return shape_str(std::vector<int64_t>(a.shape, a.shape + a.nd));
+}
+
+// "[1, 3]" for flat position 7 of an id array of shape (2, 4); "" for 0-d ids.
+inline std::string index_str(const Arr& ids, int64_t pos) {
+  if (ids.nd == 0) return "";
+  std::vector<int64_t> idx(ids.nd);
+  for (int i = ids.nd - 1; i >= 0; --i) {
+    const int64_t d = ids.dim(i);
+    idx[i] = d > 0 ? pos % d : 0;
+    pos = d > 0 ? pos / d : 0;
+  }
+  std::string r = "[";
+  for (int i = 0; i < ids.nd; ++i) {
+    if (i) r += ", ";
+    r += std::to_string(idx[i]);
+  }
+  return r + "]";
+}
+
+// Value at flat position `pos` of a C-contiguous int32/int64 array.
+inline int64_t id_at(const Arr& ids, int64_t pos) {
+  return ids.dt == DType::I32 ? reinterpret_cast<const int32_t*>(ids.data)[pos]
+                              : reinterpret_cast<const int64_t*>(ids.data)[pos];
+}
+
+[[noreturn]] inline void raise_bad_id(const Arr& ids, int64_t pos, int64_t rows,
+                                      const char* name = "ids") {
+  const int64_t v = id_at(ids, pos);
+  std::string msg = std::string(name) + index_str(ids, pos) + " = " + std::to_string(v) +
+                    " is out of range for a table of " + std::to_string(rows) + " rows";
+  msg += rows > 0 ? " (valid ids: 0.." + std::to_string(rows - 1) + ")" : " (the table is empty)";
+  throw py::index_error(msg);
+}
+
+// Checks that `h` is a 2-D native float32/float64 ndarray; `what` names it in errors.
+inline Arr float_table(py::handle h, const char* what) {
+  if (!is_ndarray(h))
+    throw py::type_error(std::string(what) + " must be a numpy array of float32 or float64, got " +
+                         type_name(h));
+  Arr t = view(h);
+  if (!t.is_float())
+    throw py::type_error(std::string(what) + " must be a float32 or float64 array, got dtype " +
+                         dtype_str(h));
+  if (t.nd != 2)
+    throw py::value_error(std::string(what) + " must be 2-D (rows, dim), got shape " + shape_str(t));
+  return t;
+}
+
+// A table that will be written in place: never copied, so it must be usable as is.
+inline Arr writable_table(py::handle h, const char* what) {
+  Arr t = float_table(h, what);
+  if (!t.writeable())
+    throw py::value_error(std::string(what) +
+                          " is read-only (e.g. a memory map opened with mode 'r'); in-place "
+                          "updates need a writeable array");
+  if (!t.c_contiguous() || !t.aligned())
+    throw py::value_error(std::string(what) +
+                          " must be a C-contiguous, aligned array to be updated in place (got a "
+                          "strided or misaligned view; a copy would be updated instead). Use "
+                          "np.ascontiguousarray and keep the result.");
+  return t;
+}
+
+inline bool overlaps(const Arr& a, const Arr& b) {
+  // Conservative byte-range test over the arrays' extents (C-contiguous callers).
+  const char* a0 = a.data;
+  const char* a1 = a.data + a.size() * a.itemsize();
+  const char* b0 = b.data;
+  const char* b1 = b.data + b.size() * b.itemsize();
+  return a.size() > 0 && b.size() > 0 && a0 < b1 && b0 < a1;
+}
+
+// Python-side normalizers (fastembed._ids), imported on first use.
+py::object ids_normalizer();     // as_ids(ids) -> C-contiguous int32/int64 ndarray
+py::object values_normalizer();  // as_values(values, dtype, name) -> C-contiguous ndarray
+
+// Returns `ids` itself when it can be used directly (a C-contiguous, aligned, native
+// int32/int64 ndarray), else the normalized copy from fastembed._ids.as_ids (which
+// raises TypeError / IndexError for refused ids).
+inline py::object usable_ids(py::handle ids) {
+  if (is_ndarray(ids)) {
+    Arr a = view(ids);
+    if (a.is_index() && a.c_contiguous() && a.aligned())
+      return py::reinterpret_borrow<py::object>(ids);
+  }
+  return ids_normalizer()(ids);
+}
+
+// Same for a read-only float input that must have the dtype of `like`.
+inline py::object usable_values(py::handle values, const Arr& like, const char* name) {
+  if (is_ndarray(values)) {
+    Arr a = view(values);
+    if (a.dt == like.dt && a.c_contiguous() && a.aligned())
+      return py::reinterpret_borrow<py::object>(values);
+  }
+  return values_normalizer()(values, like.dt == DType::F32 ? "float32" : "float64", name);
+}
+
+}  // namespace fe_py

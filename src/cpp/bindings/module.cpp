@@ -1,0 +1,200 @@
+// fastembed._core: the one pybind11 module.  Each bind_*.cpp file registers one kernel
+// family; this file registers the thread pool and the gather / scatter-add / coalesce ops.
+// Bindings validate, take pointers, release the GIL, and map kernel results to errors.
+#include "common.hpp"
+
+#include "fe/gather.hpp"
+#include "fe/parallel.hpp"
+#include "fe/scatter.hpp"
+
+namespace fe_py {
+
+py::object ids_normalizer() {
+  static py::object* f = new py::object(py::module_::import("fastembed._ids").attr("as_ids"));
+  return *f;
+}
+
+py::object values_normalizer() {
+  static py::object* f =
+      new py::object(py::module_::import("fastembed._ids").attr("as_values"));
+  return *f;
+}
+
+void init_bag(py::module_& m);
+void init_optim(py::module_& m);
+void init_vectors(py::module_& m);
+
+namespace {
+
+template <class T, class I>
+int64_t run_gather(const Arr& table, const Arr& ids, T* out, bool validate_first) {
+  const T* tp = reinterpret_cast<const T*>(table.data);
+  const I* ip = reinterpret_cast<const I*>(ids.data);
+  const int64_t rows = table.dim(0), dim = table.dim(1);
+  const int64_t stride = rows > 1 ? table.strides[0] / static_cast<int64_t>(sizeof(T)) : dim;
+  const int64_t n = ids.size();
+  py::gil_scoped_release nogil;
+  if (validate_first) {
+    int64_t bad = fe::find_bad_id(ip, n, rows);
+    if (bad >= 0) return bad;
+  }
+  return fe::gather(tp, rows, dim, stride, ip, n, out);
+}
+
+py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
+  Arr table = float_table(table_h, "table");
+  const int64_t isz = table.itemsize();
+  const bool rows_ok = table.strides[1] == isz || table.dim(1) <= 1;
+  const bool stride_ok = table.dim(0) <= 1 || (table.strides[0] % isz == 0 &&
+                                               table.strides[0] >= table.dim(1) * isz);
+  if (!rows_ok || !stride_ok || !table.aligned())
+    throw py::value_error("table rows must be contiguous and aligned (got strides " +
+                          shape_str(std::vector<int64_t>(table.strides, table.strides + 2)) +
+                          " for dtype " + dtype_str(table_h) +
+                          "); pass np.ascontiguousarray(table)");
+  py::object ids_o = usable_ids(ids_h);
+  Arr ids = view(ids_o);
+  std::vector<py::ssize_t> oshape = ids.shape_vec();
+  oshape.push_back(table.dim(1));
+
+  py::object out_o;
+  bool given = !out_h.is_none();
+  if (given) {
+    if (!is_ndarray(out_h))
+      throw py::type_error("out must be a numpy array, got " + type_name(out_h));
+    Arr o = view(out_h);
+    if (o.dt != table.dt)
+      throw py::type_error("out must have the table's dtype " + dtype_str(table_h) + ", got " +
+                           dtype_str(out_h));
+    std::vector<int64_t> want(oshape.begin(), oshape.end());
+    if (std::vector<int64_t>(o.shape, o.shape + o.nd) != want)
+      throw py::value_error("out must have shape ids.shape + (dim,) = " + shape_str(want) +
+                            ", got " + shape_str(o));
+    if (!o.writeable()) throw py::value_error("out is read-only");
+    if (!o.c_contiguous() || !o.aligned())
+      throw py::value_error("out must be C-contiguous and aligned");
+    if (overlaps(o, table)) throw py::value_error("out must not overlap the table");
+    out_o = py::reinterpret_borrow<py::object>(out_h);
+  } else {
+    out_o = table.dt == DType::F32 ? py::object(py::array_t<float>(oshape))
+                                   : py::object(py::array_t<double>(oshape));
+  }
+  char* out_p = view(out_o).data;
+  int64_t bad;
+  if (table.dt == DType::F32) {
+    bad = ids.dt == DType::I32
+              ? run_gather<float, int32_t>(table, ids, reinterpret_cast<float*>(out_p), given)
+              : run_gather<float, int64_t>(table, ids, reinterpret_cast<float*>(out_p), given);
+  } else {
+    bad = ids.dt == DType::I32
+              ? run_gather<double, int32_t>(table, ids, reinterpret_cast<double*>(out_p), given)
+              : run_gather<double, int64_t>(table, ids, reinterpret_cast<double*>(out_p), given);
+  }
+  if (bad >= 0) raise_bad_id(ids, bad, table.dim(0));
+  return out_o;
+}
+
+// Checks values against ids.shape + (dim,) exactly (no broadcasting, no reshaping).
+void check_values_shape(const Arr& values, const Arr& ids, int64_t dim, const char* what) {
+  std::vector<int64_t> want(ids.shape, ids.shape + ids.nd);
+  want.push_back(dim);
+  if (std::vector<int64_t>(values.shape, values.shape + values.nd) != want)
+    throw py::value_error(std::string(what) + " must have shape ids.shape + (dim,) = " +
+                          shape_str(want) + ", got " + shape_str(values));
+}
+
+void scatter_add(py::handle target_h, py::handle ids_h, py::handle values_h, double scale) {
+  Arr target = writable_table(target_h, "target");
+  py::object ids_o = usable_ids(ids_h);
+  Arr ids = view(ids_o);
+  if (is_ndarray(values_h) && view(values_h).is_float() && view(values_h).dt != target.dt)
+    throw py::type_error("values must have the target's dtype " + dtype_str(target_h) +
+                         ", got " + dtype_str(values_h));
+  py::object values_o = usable_values(values_h, target, "values");
+  Arr values = view(values_o);
+  check_values_shape(values, ids, target.dim(1), "values");
+  if (overlaps(values, target)) throw py::value_error("values must not overlap the target");
+  const int64_t rows = target.dim(0), dim = target.dim(1), n = ids.size();
+  int64_t bad;
+  {
+    py::gil_scoped_release nogil;
+    auto go = [&](auto t, auto i) {
+      using T = decltype(t);
+      using I = decltype(i);
+      return fe::scatter_add<T, I>(reinterpret_cast<T*>(target.data), rows, dim,
+                                   reinterpret_cast<const I*>(ids.data), n,
+                                   reinterpret_cast<const T*>(values.data), static_cast<T>(scale));
+    };
+    if (target.dt == DType::F32)
+      bad = ids.dt == DType::I32 ? go(float{}, int32_t{}) : go(float{}, int64_t{});
+    else
+      bad = ids.dt == DType::I32 ? go(double{}, int32_t{}) : go(double{}, int64_t{});
+  }
+  if (bad >= 0) raise_bad_id(ids, bad, rows);
+}
+
+py::tuple coalesce(py::handle ids_h, py::handle values_h) {
+  py::object ids_o = usable_ids(ids_h);
+  Arr ids = view(ids_o);
+  if (!is_ndarray(values_h) || !view(values_h).is_float())
+    throw py::type_error("values must be a float32 or float64 numpy array, got " +
+                         (is_ndarray(values_h) ? "dtype " + dtype_str(values_h)
+                                               : type_name(values_h)));
+  Arr v0 = view(values_h);
+  if (v0.nd != ids.nd + 1)
+    throw py::value_error("values must have shape ids.shape + (dim,), got " + shape_str(v0) +
+                          " for ids of shape " + shape_str(ids));
+  py::object values_o = usable_values(values_h, v0, "values");
+  Arr values = view(values_o);
+  const int64_t dim = values.dim(values.nd - 1);
+  check_values_shape(values, ids, dim, "values");
+  fe::CoalescePlan plan;
+  int64_t neg;
+  {
+    py::gil_scoped_release nogil;
+    neg = ids.dt == DType::I32
+              ? fe::coalesce_plan(reinterpret_cast<const int32_t*>(ids.data), ids.size(), plan)
+              : fe::coalesce_plan(reinterpret_cast<const int64_t*>(ids.data), ids.size(), plan);
+  }
+  if (neg >= 0)
+    throw py::index_error("ids" + index_str(ids, neg) + " = " + std::to_string(id_at(ids, neg)) +
+                          " is negative; ids must be >= 0");
+  const py::ssize_t u = static_cast<py::ssize_t>(plan.unique.size());
+  py::array_t<int64_t> uniq(u);
+  std::copy(plan.unique.begin(), plan.unique.end(), uniq.mutable_data());
+  auto zeros = py::module_::import("numpy").attr("zeros");
+  py::object out = zeros(py::make_tuple(u, dim), values.dt == DType::F32 ? "float32" : "float64");
+  char* op = view(out).data;
+  {
+    py::gil_scoped_release nogil;
+    if (values.dt == DType::F32)
+      fe::coalesce_sum(plan, reinterpret_cast<const float*>(values.data), dim,
+                       reinterpret_cast<float*>(op));
+    else
+      fe::coalesce_sum(plan, reinterpret_cast<const double*>(values.data), dim,
+                       reinterpret_cast<double*>(op));
+  }
+  return py::make_tuple(uniq, out);
+}
+
+}  // namespace
+}  // namespace fe_py
+
+PYBIND11_MODULE(_core, m) {
+  using namespace fe_py;
+  m.doc() = "fastembed native kernels (internal; use fastembed.ops)";
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
+    py::gil_scoped_release nogil;
+    fe::set_num_threads(n);
+  }, py::arg("n"));
+  m.def("get_num_threads", &fe::get_num_threads);
+  m.def("available_cores", &fe::available_cores);
+  m.def("gather", &gather, py::arg("table"), py::arg("ids"), py::arg("out") = py::none());
+  m.def("scatter_add", &scatter_add, py::arg("target"), py::arg("ids"), py::arg("values"),
+        py::arg("scale") = 1.0);
+  m.def("coalesce", &coalesce, py::arg("ids"), py::arg("values"));
+  init_bag(m);
+  init_optim(m);
+  init_vectors(m);
+}

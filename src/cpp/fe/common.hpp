@@ -1,0 +1,75 @@
+// Small helpers shared by the kernel headers.  No Python, no allocation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FE_RESTRICT __restrict__
+#define FE_INLINE inline __attribute__((always_inline))
+#else
+#define FE_RESTRICT
+#define FE_INLINE inline
+#endif
+
+namespace fe {
+
+// One unsigned compare rejects negative ids and ids >= rows alike.
+template <class I>
+FE_INLINE bool id_ok(I id, int64_t rows) noexcept {
+  return static_cast<uint64_t>(static_cast<int64_t>(id)) < static_cast<uint64_t>(rows);
+}
+
+// Reads ids[i] exactly once (another Python thread may be writing the buffer while the
+// GIL is released): the value checked is the value used.
+template <class I>
+FE_INLINE int64_t load_once(const I* ids, int64_t i) noexcept {
+  return static_cast<int64_t>(*static_cast<const volatile I*>(ids + i));
+}
+
+FE_INLINE void prefetch_read(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 0, 1);
+#else
+  (void)p;
+#endif
+}
+
+FE_INLINE void prefetch_write(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p, 1, 1);
+#else
+  (void)p;
+#endif
+}
+
+// Deterministic owner of a table row (or output slot) among `parts` workers.  Rows are
+// owned in blocks of 16 so that neighbouring rows share a worker, and blocks are spread
+// by a multiplicative hash so that a frequency-sorted (Zipf) vocabulary, whose hot rows
+// are all at the start, still splits evenly.
+FE_INLINE int owner_of(int64_t row, int parts) noexcept {
+  uint32_t h = static_cast<uint32_t>(static_cast<uint64_t>(row) >> 4) * 0x9E3779B1u;
+  return static_cast<int>((static_cast<uint64_t>(h) * static_cast<uint32_t>(parts)) >> 32);
+}
+
+// Position of the first id outside [0, rows) in ids[b, e), or -1.
+template <class I>
+int64_t find_bad_id_range(const I* ids, int64_t b, int64_t e, int64_t rows) noexcept {
+  const uint64_t r = static_cast<uint64_t>(rows);
+  constexpr int64_t kBlock = 512;
+  for (int64_t s = b; s < e; s += kBlock) {
+    const int64_t t = s + kBlock < e ? s + kBlock : e;
+    bool bad = false;
+    for (int64_t i = s; i < t; ++i)
+      bad |= static_cast<uint64_t>(static_cast<int64_t>(ids[i])) >= r;
+    if (bad) {
+      for (int64_t i = s; i < t; ++i)
+        if (!id_ok(load_once(ids, i), rows)) return i;
+      // Changed under us between the two reads: keep scanning, the caller re-checks at use.
+    }
+  }
+  return -1;
+}
+
+}  // namespace fe

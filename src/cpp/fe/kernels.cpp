@@ -1,0 +1,234 @@
+// Definitions and explicit instantiations of the gather / scatter / coalesce kernels
+// (float, double) x (int32_t, int64_t).  Contracts are in the headers.
+#include <algorithm>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "fe/common.hpp"
+#include "fe/gather.hpp"
+#include "fe/parallel.hpp"
+#include "fe/scatter.hpp"
+
+namespace fe {
+namespace {
+
+// Work below this many bytes of rows runs on the calling thread: waking a worker costs
+// more than it saves.
+constexpr int64_t kGrainBytes = 256 * 1024;
+// Tables larger than this are not cache resident: prefetch rows a few ids ahead.
+constexpr int64_t kPrefetchTableBytes = 8 * 1024 * 1024;
+constexpr int64_t kAhead = 12;
+
+int64_t grain_rows(int64_t row_bytes) {
+  return std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row_bytes));
+}
+
+// Calls f.template operator()<FD>() with FD the compile-time row width when `dim` is one
+// of the common widths (so the row copy or add is fully unrolled), else FD = 0.
+template <class F>
+auto dispatch_dim(int64_t dim, F&& f) {
+  switch (dim) {
+    case 1: return f(std::integral_constant<int64_t, 1>{});
+    case 2: return f(std::integral_constant<int64_t, 2>{});
+    case 4: return f(std::integral_constant<int64_t, 4>{});
+    case 8: return f(std::integral_constant<int64_t, 8>{});
+    case 16: return f(std::integral_constant<int64_t, 16>{});
+    case 32: return f(std::integral_constant<int64_t, 32>{});
+    case 64: return f(std::integral_constant<int64_t, 64>{});
+    case 128: return f(std::integral_constant<int64_t, 128>{});
+    default: return f(std::integral_constant<int64_t, 0>{});
+  }
+}
+
+template <class T, class I, int64_t FD, bool PF>
+int64_t gather_range(const T* FE_RESTRICT table, int64_t rows, int64_t dim_rt, int64_t stride,
+                     const I* ids, int64_t b, int64_t e, T* FE_RESTRICT out) {
+  const int64_t dim = FD > 0 ? FD : dim_rt;
+  for (int64_t i = b; i < e; ++i) {
+    if (PF && i + kAhead < e) {
+      const int64_t f = static_cast<int64_t>(ids[i + kAhead]);
+      if (id_ok(f, rows)) prefetch_read(table + f * stride);
+    }
+    const int64_t id = load_once(ids, i);
+    if (!id_ok(id, rows)) return i;
+    std::memcpy(out + i * dim, table + id * stride, sizeof(T) * static_cast<size_t>(dim));
+  }
+  return -1;
+}
+
+template <class T, int64_t FD>
+FE_INLINE void add_row(T* FE_RESTRICT t, const T* FE_RESTRICT v, T scale, int64_t dim_rt) {
+  const int64_t dim = FD > 0 ? FD : dim_rt;
+  for (int64_t k = 0; k < dim; ++k) t[k] += scale * v[k];
+}
+
+template <class T, int64_t FD>
+FE_INLINE void add_row1(T* FE_RESTRICT t, const T* FE_RESTRICT v, int64_t dim_rt) {
+  const int64_t dim = FD > 0 ? FD : dim_rt;
+  for (int64_t k = 0; k < dim; ++k) t[k] += v[k];
+}
+
+template <class T, class I, int64_t FD, bool PF>
+void scatter_part(T* target, int64_t rows, int64_t dim_rt, const I* ids, int64_t n,
+                  const T* values, T scale, int part, int parts) {
+  const int64_t dim = FD > 0 ? FD : dim_rt;
+  for (int64_t i = 0; i < n; ++i) {
+    if (PF && i + kAhead < n) {
+      const int64_t f = static_cast<int64_t>(ids[i + kAhead]);
+      if (id_ok(f, rows) && (parts == 1 || owner_of(f, parts) == part))
+        prefetch_write(target + f * dim);
+    }
+    const int64_t id = load_once(ids, i);
+    if (!id_ok(id, rows)) continue;  // only possible if ids changed after validation
+    if (parts > 1 && owner_of(id, parts) != part) continue;
+    add_row<T, FD>(target + id * dim, values + i * dim, scale, dim);
+  }
+}
+
+}  // namespace
+
+template <class I>
+int64_t find_bad_id(const I* ids, int64_t n, int64_t rows) {
+  if (n <= 0) return -1;
+  int parts = plan_parts(n, 1 << 16);
+  if (parts == 1) return find_bad_id_range(ids, 0, n, rows);
+  std::vector<int64_t> first(parts, -1);
+  parallel_for(n, 1 << 16, [&](int64_t b, int64_t e, int p) {
+    first[p] = find_bad_id_range(ids, b, e, rows);
+  });
+  for (int64_t f : first)
+    if (f >= 0) return f;  // parts are in position order: the first hit is the smallest
+  return -1;
+}
+
+template <class T, class I>
+int64_t gather(const T* table, int64_t rows, int64_t dim, int64_t row_stride, const I* ids,
+               int64_t n, T* out) {
+  if (n <= 0) return -1;
+  if (dim == 0) return find_bad_id(ids, n, rows);
+  const bool pf = rows * row_stride * static_cast<int64_t>(sizeof(T)) > kPrefetchTableBytes;
+  const int64_t grain = grain_rows(dim * static_cast<int64_t>(sizeof(T)));
+  return dispatch_dim(dim, [&](auto fd) -> int64_t {
+    constexpr int64_t FD = decltype(fd)::value;
+    auto range = [&](int64_t b, int64_t e) {
+      return pf ? gather_range<T, I, FD, true>(table, rows, dim, row_stride, ids, b, e, out)
+                : gather_range<T, I, FD, false>(table, rows, dim, row_stride, ids, b, e, out);
+    };
+    int parts = plan_parts(n, grain);
+    if (parts == 1) return range(0, n);
+    std::vector<int64_t> first(parts, -1);
+    parallel_for(n, grain, [&](int64_t b, int64_t e, int p) { first[p] = range(b, e); });
+    for (int64_t f : first)
+      if (f >= 0) return f;
+    return -1;
+  });
+}
+
+template <class T, class I>
+int64_t scatter_add(T* target, int64_t rows, int64_t dim, const I* ids, int64_t n,
+                    const T* values, T scale) {
+  if (n <= 0) return -1;
+  const int64_t bad = find_bad_id(ids, n, rows);
+  if (bad >= 0 || dim == 0) return bad;
+  const bool pf = rows * dim * static_cast<int64_t>(sizeof(T)) > kPrefetchTableBytes;
+  const int parts = plan_parts(n, grain_rows(dim * static_cast<int64_t>(sizeof(T))));
+  dispatch_dim(dim, [&](auto fd) {
+    constexpr int64_t FD = decltype(fd)::value;
+    parallel_parts(parts, [&](int p) {
+      if (pf)
+        scatter_part<T, I, FD, true>(target, rows, dim, ids, n, values, scale, p, parts);
+      else
+        scatter_part<T, I, FD, false>(target, rows, dim, ids, n, values, scale, p, parts);
+    });
+    return 0;
+  });
+  return -1;
+}
+
+template <class I>
+int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan) {
+  plan.unique.clear();
+  plan.slot.clear();
+  if (n <= 0) return -1;
+  // A private copy: every later pass reads it, never the caller's buffer.
+  std::vector<int64_t> local(static_cast<size_t>(n));
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = -1, neg = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t v = load_once(ids, i);
+    local[i] = v;
+    if (v < 0 && neg < 0) neg = i;
+    lo = std::min(lo, v);
+    hi = std::max(hi, v);
+  }
+  if (neg >= 0) return neg;
+  plan.slot.resize(static_cast<size_t>(n));
+  int64_t* slot = plan.slot.data();
+  const int64_t dense_limit = std::max<int64_t>(4 * n, int64_t(1) << 20);
+  if (hi - lo < dense_limit && hi - lo < (int64_t(1) << 31)) {
+    // Dense: a map over [lo, hi] (at most 4n + 1M entries) of id -> slot.
+    const int64_t span = hi - lo + 1;
+    std::vector<int32_t> map(static_cast<size_t>(span), 0);
+    for (int64_t i = 0; i < n; ++i) map[local[i] - lo] = 1;
+    int32_t k = 0;
+    for (int64_t j = 0; j < span; ++j) {
+      if (map[j]) {
+        map[j] = k++;
+        plan.unique.push_back(j + lo);
+      }
+    }
+    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) slot[i] = map[local[i] - lo];
+    });
+  } else {
+    std::vector<int64_t> sorted(local);
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    plan.unique = std::move(sorted);
+    const int64_t* u = plan.unique.data();
+    const int64_t nu = static_cast<int64_t>(plan.unique.size());
+    parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i)
+        slot[i] = std::lower_bound(u, u + nu, local[i]) - u;
+    });
+  }
+  return -1;
+}
+
+template <class T>
+void coalesce_sum(const CoalescePlan& plan, const T* values, int64_t dim, T* out) {
+  const int64_t n = static_cast<int64_t>(plan.slot.size());
+  if (n == 0 || dim == 0) return;
+  const int64_t* slot = plan.slot.data();
+  const int parts = plan_parts(n, grain_rows(dim * static_cast<int64_t>(sizeof(T))));
+  dispatch_dim(dim, [&](auto fd) {
+    constexpr int64_t FD = decltype(fd)::value;
+    parallel_parts(parts, [&](int p) {
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t s = slot[i];
+        if (parts > 1 && owner_of(s, parts) != p) continue;
+        add_row1<T, FD>(out + s * dim, values + i * dim, dim);
+      }
+    });
+    return 0;
+  });
+}
+
+#define FE_INST_I(I)                                                                  \
+  template int64_t find_bad_id<I>(const I*, int64_t, int64_t);                        \
+  template int64_t coalesce_plan<I>(const I*, int64_t, CoalescePlan&);
+#define FE_INST_TI(T, I)                                                              \
+  template int64_t gather<T, I>(const T*, int64_t, int64_t, int64_t, const I*, int64_t, \
+                                T*);                                                  \
+  template int64_t scatter_add<T, I>(T*, int64_t, int64_t, const I*, int64_t, const T*, T);
+
+FE_INST_I(int32_t)
+FE_INST_I(int64_t)
+FE_INST_TI(float, int32_t)
+FE_INST_TI(float, int64_t)
+FE_INST_TI(double, int32_t)
+FE_INST_TI(double, int64_t)
+template void coalesce_sum<float>(const CoalescePlan&, const float*, int64_t, float*);
+template void coalesce_sum<double>(const CoalescePlan&, const double*, int64_t, double*);
+
+}  // namespace fe
