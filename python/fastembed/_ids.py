@@ -49,8 +49,8 @@ def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
                     f"{name}{_pos(arr, i)} = {int(arr.reshape(-1)[i])} is out of range "
                     f"(ids must fit in int64)")
         if arr.dtype.isnative and arr.dtype in (np.int32, np.int64):
-            return np.ascontiguousarray(arr)
-        return np.ascontiguousarray(arr, dtype=np.int64 if arr.dtype.itemsize >= 4 or kind == "u"
+            return np.asarray(arr, order="C")
+        return np.asarray(arr, order="C", dtype=np.int64 if arr.dtype.itemsize >= 4 or kind == "u"
                                     else np.int32)
     if kind == "f":
         if not allow_float:
@@ -70,7 +70,7 @@ def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
         if huge.any():
             i = int(np.flatnonzero(huge)[0])
             raise IndexError(f"{name}{_pos(arr, i)} = {flat[i]!r} is out of range")
-        return np.ascontiguousarray(arr, dtype=np.int64)
+        return np.asarray(arr, order="C", dtype=np.int64)
     raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
 
 
@@ -86,9 +86,9 @@ def as_values(values, dtype, name: str = "values") -> np.ndarray:
             raise TypeError(f"{name} must be a float array, got dtype {values.dtype}")
         if values.dtype.newbyteorder("=") != dtype:
             raise TypeError(f"{name} must have dtype {dtype}, got {values.dtype}")
-        return np.ascontiguousarray(values, dtype=dtype)
+        return np.asarray(values, order="C", dtype=dtype)
     try:
         arr = np.asarray(values, dtype=dtype)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{name} could not be read as a {dtype} array: {exc}") from None
-    return np.ascontiguousarray(arr)
+    return np.asarray(arr, order="C")

@@ -44,8 +44,9 @@ int64_t run_gather(const Arr& table, const Arr& ids, T* out, bool validate_first
 py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
   Arr table = float_table(table_h, "table");
   const int64_t isz = table.itemsize();
-  const bool rows_ok = table.strides[1] == isz || table.dim(1) <= 1;
-  const bool stride_ok = table.dim(0) <= 1 || (table.strides[0] % isz == 0 &&
+  const bool empty = table.dim(0) == 0 || table.dim(1) == 0;
+  const bool rows_ok = empty || table.strides[1] == isz || table.dim(1) <= 1;
+  const bool stride_ok = empty || table.dim(0) <= 1 || (table.strides[0] % isz == 0 &&
                                                table.strides[0] >= table.dim(1) * isz);
   if (!rows_ok || !stride_ok || !table.aligned())
     throw py::value_error("table rows must be contiguous and aligned (got strides " +
