@@ -1,7 +1,61 @@
-"""fastembed.ops.embedding_bag (filled in by the EmbeddingBag work)."""
+"""``fastembed.ops.embedding_bag`` and the bag backward used by ``EmbeddingBag``.
+
+Everything is validated and computed in ``_core`` (src/cpp/bindings/bind_bag.cpp over
+src/cpp/fe/bag.hpp); this module only names the arguments.
+"""
 from __future__ import annotations
+
+from . import _core
+
+__all__ = ["embedding_bag"]
 
 
 def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
                   mask_zero=False):
-    raise NotImplementedError("embedding_bag is not implemented yet")
+    """Pool rows of `table` into bags.
+
+    Parameters
+    ----------
+    table : ndarray, shape (V, D), float32 or float64
+    ids : ndarray of int
+        2-D ``(B, L)``: each row is a bag (`offsets` must be None). 1-D ``(N,)``: the
+        bags start at `offsets`. Any integer dtype; float ids are refused (TypeError).
+    offsets : ndarray of int, shape (B,), optional
+        Start of each bag in `ids` (torch's ``EmbeddingBag``): ``offsets[0] == 0``,
+        non-decreasing, each ``<= len(ids)``; bag ``b`` is
+        ``ids[offsets[b]:offsets[b+1]]`` (the last one runs to the end).
+    mode : {"sum", "mean", "max"}
+    per_sample_weights : ndarray, same shape as `ids`, optional
+        Table dtype. ``sum`` -> ``sum w_i e_i``; ``mean`` -> ``sum w_i e_i / sum w_i``
+        (zeros when the weights sum to 0); refused with ``max`` (ValueError).
+    mask_zero : bool
+        Leave the id 0 out of every bag.
+
+    Returns
+    -------
+    ndarray, shape (B, D), the table's dtype
+        An empty bag (or one holding only masked ids) gives zeros.
+
+    Raises
+    ------
+    IndexError
+        An id outside ``[0, V)``, naming its position.
+    TypeError
+        Float, bool or string ids; a non-float table; weights of another dtype.
+    ValueError
+        Bad offsets (naming the position and value), wrong shapes, a bad mode.
+    """
+    return _core.embedding_bag(table, ids, offsets, mode, per_sample_weights,
+                               bool(mask_zero), False)[0]
+
+
+def bag_forward(table, ids, offsets, mode, per_sample_weights, mask_zero, want_argmax):
+    """(out, argmax): argmax is the (B, D) int64 id that supplied each max (or None)."""
+    return _core.embedding_bag(table, ids, offsets, mode, per_sample_weights,
+                               bool(mask_zero), bool(want_argmax))
+
+
+def bag_backward(grad, ids, offsets, mode, per_sample_weights, mask_zero, argmax, rows):
+    """(indices, values) of the table gradient of one bag call, coalesced."""
+    return _core.embedding_bag_backward(grad, ids, offsets, mode, per_sample_weights,
+                                        bool(mask_zero), argmax, int(rows))

@@ -1,16 +1,538 @@
-"""Embedding layers (filled in by the layers work)."""
+"""Embedding layers with sparse gradients: ``Embedding``, ``EmbeddingBag``, ``SparseGradient``.
+
+The layers hold their table as a plain C-contiguous numpy array (``layer.embeddings``)
+that optimizers update in place; the lookups, pooling and gradient reductions run in
+the native kernels of :mod:`fastembed.ops`.
+"""
 from __future__ import annotations
+
+import json
+import os
+import shutil
+import numbers
+
+import numpy as np
+
+from . import _bagops, ops
+from ._ids import as_ids
+
+__all__ = ["SparseGradient", "Embedding", "EmbeddingBag"]
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_CONFIG_FILE = "config.json"
+_TABLE_FILE = "embeddings.npy"
+# Sibling folders used by the atomic save: the new copy is built in `<path>.fe-new`, the
+# previous copy waits in `<path>.fe-old` while the two renames happen.
+_NEW_SUFFIX = ".fe-new"
+_OLD_SUFFIX = ".fe-old"
+
+
+def _float_dtype(dtype, what="dtype"):
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{what} must be float32 or float64, got {dtype!r}") from None
+    if dt not in _FLOAT_DTYPES:
+        raise TypeError(f"{what} must be float32 or float64, got {dt}")
+    return dt
+
+
+def _positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or int(value) <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r} "
+                         f"(of type {type(value).__name__}).")
+    return int(value)
 
 
 class SparseGradient:
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError
+    """A row-sparse gradient of a ``(V, D)`` table.
+
+    Parameters
+    ----------
+    indices : array_like of int, shape (K,)
+        Row ids, stored as int64. They may repeat (an uncoalesced gradient); see
+        :meth:`coalesce`.
+    values : ndarray, shape (K, D)
+        Float32 or float64 rows, one per index (the table's dtype).
+    dense_shape : tuple of int
+        ``(V, D)``, the shape of the table the gradient belongs to.
+
+    Raises
+    ------
+    ValueError
+        When the shapes disagree or an index is outside ``[0, V)`` (IndexError).
+    """
+
+    __slots__ = ("indices", "values", "dense_shape")
+
+    def __init__(self, indices, values, dense_shape):
+        shape = tuple(int(s) for s in dense_shape)
+        if len(shape) != 2 or shape[0] < 0 or shape[1] < 0:
+            raise ValueError(f"dense_shape must be (rows, dim) with non-negative sizes, "
+                             f"got {tuple(dense_shape)!r}")
+        idx = as_ids(indices, name="indices")
+        if idx.ndim != 1:
+            raise ValueError(f"indices must be 1-D (K,), got shape {idx.shape}")
+        idx = np.ascontiguousarray(idx, dtype=np.int64)
+        if not isinstance(values, np.ndarray) or values.dtype.kind != "f":
+            values = np.asarray(values, dtype=np.float32 if not isinstance(values, np.ndarray)
+                                else None)
+        if values.dtype not in _FLOAT_DTYPES:
+            raise TypeError(f"values must be float32 or float64, got dtype {values.dtype}")
+        if values.shape != (idx.shape[0], shape[1]):
+            raise ValueError(f"values must have shape (len(indices), dim) = "
+                             f"{(idx.shape[0], shape[1])}, got {values.shape}")
+        if idx.size:
+            bad = np.flatnonzero((idx < 0) | (idx >= shape[0]))
+            if bad.size:
+                i = int(bad[0])
+                raise IndexError(f"indices[{i}] = {int(idx[i])} is out of range for "
+                                 f"dense_shape {shape}")
+        self.indices = idx
+        self.values = np.ascontiguousarray(values)
+        self.dense_shape = shape
+
+    def __getstate__(self):
+        return (self.indices, self.values, self.dense_shape)
+
+    def __setstate__(self, state):
+        self.indices, self.values, self.dense_shape = state
+
+    def __repr__(self):
+        return (f"SparseGradient(rows={self.indices.shape[0]}, dense_shape={self.dense_shape}, "
+                f"dtype={self.values.dtype})")
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+    def coalesce(self):
+        """Return the equivalent gradient with sorted unique indices and summed rows."""
+        uniq, vals = ops.coalesce(self.indices, self.values)
+        return SparseGradient(uniq, vals, self.dense_shape)
+
+    def is_coalesced(self):
+        """True when the indices are strictly increasing (sorted and unique)."""
+        return bool(np.all(self.indices[1:] > self.indices[:-1]))
+
+    def to_dense(self):
+        """Return the ``dense_shape`` array with each row's values summed in."""
+        out = np.zeros(self.dense_shape, dtype=self.values.dtype)
+        ops.scatter_add(out, self.indices, self.values)
+        return out
+
+
+def _initial_table(init, shape, dtype, seed):
+    if isinstance(init, str):
+        key = init.lower()
+        rng = np.random.default_rng(seed)
+        if key in ("uniform", "random_uniform", "randomuniform"):
+            return rng.uniform(-0.05, 0.05, size=shape).astype(dtype)
+        if key in ("normal", "random_normal", "randomnormal"):
+            return rng.normal(0.0, 0.05, size=shape).astype(dtype)
+        if key in ("glorot_uniform", "glorotuniform", "xavier_uniform"):
+            limit = np.sqrt(6.0 / (shape[0] + shape[1]))
+            return rng.uniform(-limit, limit, size=shape).astype(dtype)
+        if key == "zeros":
+            return np.zeros(shape, dtype=dtype)
+        raise ValueError(f"unknown embeddings_initializer {init!r}; expected 'uniform', "
+                         f"'normal', 'glorot_uniform', 'zeros', a callable or an array")
+    if callable(init):
+        value = np.asarray(init(shape, dtype=dtype))
+    else:
+        value = np.asarray(init)
+    if value.shape != shape:
+        raise ValueError(f"embeddings_initializer gave shape {value.shape}, expected {shape}")
+    if value.dtype.kind not in "fiu":
+        raise TypeError(f"embeddings_initializer gave dtype {value.dtype}, expected floats")
+    return np.array(value, dtype=dtype, order="C", copy=True)
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _complete_copy(folder):
+    # config.json is written last (after the table is on disk), so its presence marks
+    # a complete copy.
+    return os.path.isfile(os.path.join(folder, _CONFIG_FILE)) and \
+        os.path.isfile(os.path.join(folder, _TABLE_FILE))
 
 
 class Embedding:
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError
+    """Turns non-negative integer ids into dense vectors of size ``output_dim``.
+
+    Parameters
+    ----------
+    input_dim : int
+        Size of the vocabulary (largest id + 1).
+    output_dim : int
+        Size of each vector.
+    embeddings_initializer : str, callable or array, default "uniform"
+        ``"uniform"`` (U(-0.05, 0.05), as Keras), ``"normal"`` (N(0, 0.05)),
+        ``"glorot_uniform"``, ``"zeros"``, a callable ``f(shape, dtype=...)`` or an array
+        of shape ``(input_dim, output_dim)``.
+    mask_zero : bool, default False
+        ``compute_mask`` returns ``ids != 0``.
+    input_length : int, optional
+        When set, ``ids.shape[-1]`` must equal it.
+    weights : ndarray or [ndarray], optional
+        Initial table (copied; overrides the initializer).
+    trainable : bool, default True
+        Optimizers leave a non-trainable layer untouched.
+    dtype : {"float32", "float64"}
+    seed : int, optional
+        Seed of the random initializers.
+    name : str, optional
+    """
+
+    _counter = 0
+    _kind = "embedding"
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
+                 mask_zero=False, input_length=None, weights=None, trainable=True,
+                 dtype="float32", seed=None, name=None, **kwargs):
+        # Keras config keys that carry nothing here (always None in our configs).
+        for key in ("embeddings_regularizer", "activity_regularizer", "embeddings_constraint"):
+            if kwargs.pop(key, None) is not None:
+                raise ValueError(f"{key} is not supported by fastembed")
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+        self.input_dim = _positive_int(input_dim, "input_dim")
+        self.output_dim = _positive_int(output_dim, "output_dim")
+        if input_length is not None:
+            input_length = _positive_int(input_length, "input_length")
+        self.input_length = input_length
+        self.mask_zero = bool(mask_zero)
+        self.trainable = bool(trainable)
+        self.dtype = _float_dtype(dtype)
+        self.seed = seed
+        if name is None:
+            Embedding._counter += 1
+            name = f"{self._kind}_{Embedding._counter}"
+        self.name = str(name)
+        self.embeddings_initializer = (embeddings_initializer
+                                       if isinstance(embeddings_initializer, str) else "custom")
+        shape = (self.input_dim, self.output_dim)
+        if weights is not None:
+            self.embeddings = np.zeros(shape, dtype=self.dtype)
+            self.set_weights(weights if isinstance(weights, (list, tuple)) else [weights])
+        else:
+            init = "zeros" if embeddings_initializer == "custom" else embeddings_initializer
+            self.embeddings = _initial_table(init, shape, self.dtype, seed)
+        self._last_ids = None
+
+    # -- weights -------------------------------------------------------------------
+    def get_weights(self):
+        """Return ``[copy of the table]``."""
+        return [np.array(self.embeddings, copy=True)]
+
+    def set_weights(self, weights):
+        """Copy ``weights[0]`` into the table (shape checked, dtype and order converted)."""
+        if not isinstance(weights, (list, tuple)) or len(weights) != 1:
+            raise ValueError(f"set_weights expects a list of one array [W], got "
+                             f"{type(weights).__name__} of length "
+                             f"{len(weights) if hasattr(weights, '__len__') else '?'}")
+        w = np.asarray(weights[0])
+        if w.shape != self.embeddings.shape:
+            raise ValueError(f"Layer {self.name} weight shape {self.embeddings.shape} is not "
+                             f"compatible with provided weight shape {w.shape}.")
+        if w.dtype.kind not in "fiu":
+            raise TypeError(f"weights must be numbers, got dtype {w.dtype}")
+        if not self.embeddings.flags.writeable:
+            raise ValueError(f"the table of {self.name} is read-only (memory-mapped with "
+                             f"mode 'r'); it cannot be updated")
+        np.copyto(self.embeddings, w, casting="unsafe")
+
+    @property
+    def weights(self):
+        return [self.embeddings]
+
+    # -- forward / backward --------------------------------------------------------
+    def _ids(self, ids):
+        arr = as_ids(ids, allow_float=True)
+        if isinstance(ids, np.ndarray) and np.may_share_memory(arr, ids):
+            arr = arr.copy()  # kept for backward: the caller may reuse its buffer
+        return arr
+
+    def _check_length(self, arr):
+        if self.input_length is not None and (arr.ndim == 0 or arr.shape[-1] != self.input_length):
+            raise ValueError(f'"input_length" is {self.input_length}, but received input has '
+                             f"shape {arr.shape}")
+
+    def __call__(self, ids):
+        """Look up ``ids`` (any integer array-like) -> ``ids.shape + (output_dim,)``."""
+        arr = self._ids(ids)
+        self._check_length(arr)
+        out = ops.gather(self.embeddings, arr)
+        self._last_ids = arr
+        return out
+
+    call = __call__
+
+    def compute_mask(self, ids, mask=None):
+        """``ids != 0`` when ``mask_zero``, else None."""
+        if not self.mask_zero:
+            return None
+        return as_ids(ids, allow_float=True) != 0
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def backward(self, grad_output, ids=None):
+        """Gradient of the table for the last call (or for `ids`).
+
+        Parameters
+        ----------
+        grad_output : array_like, shape ids.shape + (output_dim,)
+        ids : array_like, optional
+            Defaults to the ids of the last call.
+
+        Returns
+        -------
+        SparseGradient
+            Sorted unique indices and, per index, the sum of its gradient rows.
+        """
+        if ids is None:
+            if self._last_ids is None:
+                raise ValueError("backward() needs the ids: call the layer first or pass ids=")
+            arr = self._last_ids
+        else:
+            arr = as_ids(ids, allow_float=True)
+            if arr.size:
+                flat = arr.reshape(-1)
+                bad = np.flatnonzero((flat < 0) | (flat >= self.input_dim))
+                if bad.size:
+                    i = int(bad[0])
+                    pos = ("[" + ", ".join(str(int(j)) for j in np.unravel_index(i, arr.shape))
+                           + "]") if arr.ndim else ""
+                    raise IndexError(f"ids{pos} = {int(flat[i])} is out of range for a table "
+                                     f"of {self.input_dim} rows")
+        grad = self._grad_array(grad_output, arr.shape + (self.output_dim,))
+        uniq, vals = ops.coalesce(arr, grad)
+        return SparseGradient(uniq, vals, self.embeddings.shape)
+
+    def _grad_array(self, grad_output, shape):
+        g = np.asarray(grad_output)
+        if g.dtype.kind not in "fiu":
+            raise TypeError(f"grad_output must be floats, got dtype {g.dtype}")
+        if g.shape != shape:
+            raise ValueError(f"grad_output must have shape {shape}, got {g.shape}")
+        return np.ascontiguousarray(g, dtype=self.embeddings.dtype)
+
+    # -- config / persistence ------------------------------------------------------
+    def get_config(self):
+        """Keras-style config (no weights; ``input_length`` kept)."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": str(self.dtype),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "embeddings_initializer": self.embeddings_initializer,
+            "embeddings_regularizer": None,
+            "activity_regularizer": None,
+            "embeddings_constraint": None,
+            "mask_zero": self.mask_zero,
+            "input_length": self.input_length,
+            "seed": self.seed if isinstance(self.seed, (int, type(None))) else None,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Build a layer from ``get_config()`` output (with a freshly initialized table)."""
+        return cls(**dict(config))
+
+    def save(self, path):
+        """Write ``path/`` with ``config.json`` and ``embeddings.npy``, atomically.
+
+        The new copy is written and fsynced in ``<path>.fe-new`` and then swapped in with
+        two renames (the old copy waits in ``<path>.fe-old``), so a crash at any moment
+        leaves a complete old or new copy that :meth:`load` reads.
+        """
+        path = os.fspath(path).rstrip(os.sep) or os.sep
+        new, old = path + _NEW_SUFFIX, path + _OLD_SUFFIX
+        if os.path.exists(new):
+            shutil.rmtree(new)
+        os.makedirs(new)
+        table_path = os.path.join(new, _TABLE_FILE)
+        with open(table_path, "wb") as f:
+            np.save(f, np.ascontiguousarray(self.embeddings), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        cfg = self.get_config()
+        cfg["class_name"] = type(self).__name__
+        tmp_cfg = os.path.join(new, _CONFIG_FILE + ".tmp")
+        with open(tmp_cfg, "w", encoding="utf-8") as f:
+            json.dump(cfg, f, indent=2, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_cfg, os.path.join(new, _CONFIG_FILE))
+        _fsync_dir(new)
+        parent = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(path):
+            if os.path.exists(old):
+                shutil.rmtree(old)
+            os.rename(path, old)
+            _fsync_dir(parent)
+        elif os.path.exists(path):
+            raise ValueError(f"{path} exists and is not a folder")
+        os.rename(new, path)
+        _fsync_dir(parent)
+        if os.path.exists(old):
+            shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, path, mmap_mode=None):
+        """Read a layer written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        mmap_mode : {None, "r", "r+"}
+            ``"r"`` memory-maps the table read-only (lookups work, in-place updates raise
+            ValueError); ``"r+"`` maps it writable, so updates go to the file.
+        """
+        if mmap_mode not in (None, "r", "r+"):
+            raise ValueError(f"mmap_mode must be None, 'r' or 'r+', got {mmap_mode!r}")
+        path = os.fspath(path).rstrip(os.sep) or os.sep
+        folder = None
+        # After a crash between the two renames of save(), the complete copies are the
+        # new one (preferred) and the old one.
+        for cand in (path, path + _NEW_SUFFIX, path + _OLD_SUFFIX):
+            if os.path.isdir(cand) and _complete_copy(cand):
+                if cand == path + _NEW_SUFFIX and os.path.isdir(path):
+                    continue  # an unfinished later save next to a good copy
+                folder = cand
+                break
+        if folder is None:
+            raise ValueError(f"{path} holds no saved embedding layer (expected a folder with "
+                             f"{_CONFIG_FILE} and {_TABLE_FILE})")
+        cfg_path = os.path.join(folder, _CONFIG_FILE)
+        try:
+            with open(cfg_path, encoding="utf-8") as f:
+                cfg = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{cfg_path}: unreadable config: {exc}") from None
+        if not isinstance(cfg, dict):
+            raise ValueError(f"{cfg_path}: the config must be a JSON object")
+        class_name = cfg.pop("class_name", cls.__name__)
+        target = cls
+        if cls is Embedding and class_name == "EmbeddingBag":
+            target = EmbeddingBag
+        table_path = os.path.join(folder, _TABLE_FILE)
+        try:
+            table = np.load(table_path, mmap_mode=mmap_mode, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{table_path}: unreadable table: {exc}") from None
+        if table.ndim != 2 or table.dtype not in _FLOAT_DTYPES:
+            raise ValueError(f"{table_path}: expected a 2-D float32/float64 table, got shape "
+                             f"{table.shape} dtype {table.dtype}")
+        try:
+            layer = target.from_config(dict(cfg, embeddings_initializer="zeros"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{cfg_path}: bad config: {exc}") from None
+        if layer.embeddings.shape != table.shape:
+            raise ValueError(f"{table_path}: table shape {table.shape} does not match the "
+                             f"config's ({layer.input_dim}, {layer.output_dim})")
+        if mmap_mode is None:
+            table = np.ascontiguousarray(table)
+        elif not table.flags.c_contiguous:
+            raise ValueError(f"{table_path}: a Fortran-ordered table cannot be memory-mapped")
+        layer.embeddings = table
+        layer.dtype = table.dtype
+        layer.embeddings_initializer = cfg.get("embeddings_initializer", "uniform")
+        return layer
+
+    @classmethod
+    def from_pretrained(cls, matrix, trainable=False, mask_zero=False, **kwargs):
+        """A layer whose table is a copy of `matrix` (frozen by default)."""
+        m = np.asarray(matrix)
+        if m.ndim != 2:
+            raise ValueError(f"matrix must be 2-D (input_dim, output_dim), got shape {m.shape}")
+        dtype = kwargs.pop("dtype", m.dtype if m.dtype in _FLOAT_DTYPES else np.float32)
+        return cls(m.shape[0], m.shape[1], weights=[m], trainable=trainable,
+                   mask_zero=mask_zero, dtype=dtype, **kwargs)
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(input_dim={self.input_dim}, output_dim={self.output_dim}, "
+                f"name={self.name!r}, trainable={self.trainable})")
 
 
 class EmbeddingBag(Embedding):
-    pass
+    """Pools each bag of ids into one vector: ``mode`` is ``"sum"``, ``"mean"`` or ``"max"``.
+
+    Takes the constructor arguments of :class:`Embedding` plus `mode`. ``bag(ids)`` pools
+    each row of a 2-D ``(B, L)`` array; ``bag(ids, offsets=offsets)`` pools the 1-D ids
+    into bags starting at `offsets` (torch's ``EmbeddingBag``). ``per_sample_weights``
+    (shape of ids) weights each row (sum and mean). With ``mask_zero`` the id 0 is left
+    out of every bag.
+    """
+
+    _kind = "embedding_bag"
+
+    def __init__(self, input_dim, output_dim, mode="mean", **kwargs):
+        if mode not in ("sum", "mean", "max"):
+            raise ValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
+        self.mode = mode
+        super().__init__(input_dim, output_dim, **kwargs)
+        self._last = None
+
+    def __call__(self, ids, offsets=None, per_sample_weights=None):
+        """Pool `ids` -> ``(B, output_dim)``; see the class docstring."""
+        arr = self._ids(ids)
+        if offsets is None:
+            self._check_length(arr)
+        offs = None
+        if offsets is not None:
+            offs = as_ids(offsets, allow_float=True, name="offsets")
+            if isinstance(offsets, np.ndarray) and np.may_share_memory(offs, offsets):
+                offs = offs.copy()
+        psw = None
+        if per_sample_weights is not None:
+            psw = np.asarray(per_sample_weights)
+            if psw.dtype.kind not in "fiu":
+                raise TypeError(f"per_sample_weights must be floats, got dtype {psw.dtype}")
+            psw = np.array(psw, dtype=self.embeddings.dtype, order="C", copy=True)
+        out, argmax = _bagops.bag_forward(self.embeddings, arr, offs, self.mode, psw,
+                                       self.mask_zero, self.mode == "max")
+        self._last = (arr, offs, psw, argmax)
+        self._last_ids = arr
+        return out
+
+    call = __call__
+
+    def backward(self, grad_output, ids=None):
+        """Gradient of the table for the last call, as a coalesced SparseGradient.
+
+        For ``max`` each output element's gradient goes to the row that supplied the
+        maximum (the first one on ties). `ids` is accepted for symmetry with
+        :class:`Embedding` and must be None (the gradient needs the pooling of the last
+        call).
+        """
+        if ids is not None:
+            raise ValueError("EmbeddingBag.backward computes the gradient of its last call; "
+                             "pass ids=None")
+        if self._last is None:
+            raise ValueError("backward() needs a forward call first")
+        arr, offs, psw, argmax = self._last
+        nbags = arr.shape[0] if offs is None else offs.shape[0]
+        grad = self._grad_array(grad_output, (nbags, self.output_dim))
+        uniq, vals = _bagops.bag_backward(grad, arr, offs, self.mode, psw, self.mask_zero, argmax,
+                                       self.input_dim)
+        return SparseGradient(uniq, vals, self.embeddings.shape)
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg["mode"] = self.mode
+        return cfg
