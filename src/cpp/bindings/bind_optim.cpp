@@ -1,6 +1,234 @@
-// Bindings for the optim kernels (filled in by the issue that adds them).
+// Bindings for the fused optimizer kernels (fe/optim.hpp).
+//
+// An update runs in two steps so that fastembed.optimizers can validate every
+// (gradient, variable) pair of an apply_gradients call before it writes anything:
+//   optim_prepare(table, indices, values) -> _SparseRows
+//       checks the table (float, 2-D, writeable, contiguous), the values (dtype, shape),
+//       copies and range-checks the indices, and sums duplicate indices (native
+//       coalesce); the result owns its ids, so later changes to the caller's arrays
+//       cannot make the update write out of bounds.
+//   optim_check_dense(var, grad) -> grad as a contiguous array of var's dtype
+//   optim_sparse(rows, table, s0, s1, kind, ...) / optim_dense(var, grad, s0, s1, kind, ...)
+//       re-check the cheap things (shapes, flags) and run one native pass, GIL released.
+#include <string>
+#include <vector>
+
 #include "common.hpp"
+#include "fe/optim.hpp"
+#include "fe/scatter.hpp"
 
 namespace fe_py {
-void init_optim(py::module_& m) { (void)m; }
+namespace {
+
+struct SparseRows {
+  std::vector<int64_t> ids;  // strictly increasing, in [0, rows)
+  std::vector<float> vf;     // summed rows when the input had duplicates / was unsorted
+  std::vector<double> vd;
+  py::object keep;           // the caller's values array, when used as is
+  const void* vals = nullptr;
+  int64_t rows = 0, dim = 0;
+  DType dt = DType::F32;
+  bool coalesced_here = false;
+};
+
+Arr writable_var(py::handle h, const char* what) {
+  if (!is_ndarray(h))
+    throw py::type_error(std::string(what) + " must be a numpy array of float32 or float64, got " +
+                         type_name(h));
+  Arr t = view(h);
+  if (!t.is_float())
+    throw py::type_error(std::string(what) + " must be a float32 or float64 array, got dtype " +
+                         dtype_str(h));
+  if (!t.writeable())
+    throw py::value_error(std::string(what) +
+                          " is read-only (e.g. a memory map opened with mode 'r'); in-place "
+                          "updates need a writeable array");
+  if (!t.c_contiguous() || !t.aligned())
+    throw py::value_error(std::string(what) +
+                          " must be a C-contiguous, aligned array to be updated in place");
+  return t;
+}
+
+// Float values of the table's dtype, C-contiguous (a copy only for read-only inputs).
+py::object float_input(py::handle h, const Arr& like, py::handle like_h, const char* name) {
+  if (is_ndarray(h)) {
+    Arr a = view(h);
+    if (!a.is_float())
+      throw py::type_error(std::string(name) + " must be a float array of dtype " +
+                           dtype_str(like_h) + ", got dtype " + dtype_str(h));
+    if (a.dt != like.dt)
+      throw py::type_error(std::string(name) + " must have the variable's dtype " +
+                           dtype_str(like_h) + ", got " + dtype_str(h));
+  }
+  return usable_values(h, like, name);
+}
+
+SparseRows prepare(py::handle table_h, py::handle ids_h, py::handle values_h) {
+  Arr t = writable_table(table_h, "table");
+  py::object ids_o = usable_ids(ids_h);
+  Arr ids = view(ids_o);
+  if (ids.nd != 1)
+    throw py::value_error("indices must be 1-D, got shape " + shape_str(ids));
+  py::object values_o = float_input(values_h, t, table_h, "values");
+  Arr v = view(values_o);
+  const int64_t k = ids.dim(0), rows = t.dim(0), dim = t.dim(1);
+  if (v.nd != 2 || v.dim(0) != k || v.dim(1) != dim)
+    throw py::value_error("values must have shape (len(indices), dim) = " +
+                          shape_str(std::vector<int64_t>{k, dim}) + ", got " + shape_str(v));
+  if (overlaps(v, t)) throw py::value_error("values must not overlap the table");
+  SparseRows r;
+  r.rows = rows;
+  r.dim = dim;
+  r.dt = t.dt;
+  r.ids.resize(static_cast<size_t>(k));
+  int64_t bad;
+  bool sorted = true;
+  {
+    py::gil_scoped_release nogil;
+    bad = ids.dt == DType::I32
+              ? fe::optim_copy_ids(reinterpret_cast<const int32_t*>(ids.data), k, rows,
+                                   r.ids.data(), &sorted)
+              : fe::optim_copy_ids(reinterpret_cast<const int64_t*>(ids.data), k, rows,
+                                   r.ids.data(), &sorted);
+    if (bad < 0 && !sorted) {
+      // Duplicates are summed before the (non-linear) update: the native coalesce.
+      fe::CoalescePlan plan;
+      fe::coalesce_plan(r.ids.data(), k, plan);
+      const size_t n = plan.unique.size() * static_cast<size_t>(dim);
+      if (t.dt == DType::F32) {
+        r.vf.assign(n, 0.0f);
+        fe::coalesce_sum(plan, reinterpret_cast<const float*>(v.data), dim, r.vf.data());
+        r.vals = r.vf.data();
+      } else {
+        r.vd.assign(n, 0.0);
+        fe::coalesce_sum(plan, reinterpret_cast<const double*>(v.data), dim, r.vd.data());
+        r.vals = r.vd.data();
+      }
+      r.ids = std::move(plan.unique);
+      r.coalesced_here = true;
+    }
+  }
+  if (bad >= 0) raise_bad_id(ids, bad, rows, "indices");
+  if (!r.coalesced_here) {
+    r.keep = values_o;
+    r.vals = v.data;
+  }
+  return r;
+}
+
+fe::OptHyper hyper(int kind, double lr, double momentum, double b1, double b2, double eps,
+                   double step_size) {
+  if (kind < 0 || kind > 4) throw py::value_error("unknown optimizer kind " + std::to_string(kind));
+  fe::OptHyper h;
+  h.kind = static_cast<fe::OptKind>(kind);
+  h.lr = lr;
+  h.momentum = momentum;
+  h.beta1 = b1;
+  h.beta2 = b2;
+  h.eps = eps;
+  h.step_size = step_size;
+  return h;
+}
+
+// The slot arrays a method needs: same dtype and size as the variable, writeable, contiguous.
+void slot_ptrs(const fe::OptHyper& h, const Arr& var, py::handle s0_h, py::handle s1_h,
+               char** s0, char** s1) {
+  const int need = fe::opt_num_slots(h.kind);
+  py::handle hs[2] = {s0_h, s1_h};
+  char** out[2] = {s0, s1};
+  for (int i = 0; i < 2; ++i) {
+    *out[i] = nullptr;
+    if (i >= need) continue;
+    const std::string name = "slot " + std::to_string(i);
+    if (hs[i].is_none() || !is_ndarray(hs[i]))
+      throw py::value_error(name + " is missing (the optimizer needs " + std::to_string(need) +
+                            " slot arrays)");
+    Arr s = view(hs[i]);
+    if (s.dt != var.dt || s.size() != var.size())
+      throw py::value_error(name + " must have the variable's dtype and size");
+    if (!s.writeable() || !s.c_contiguous() || !s.aligned())
+      throw py::value_error(name + " must be a writeable C-contiguous array");
+    if (overlaps(s, var)) throw py::value_error(name + " must not overlap the variable");
+    *out[i] = s.data;
+  }
+}
+
+void apply_sparse(const SparseRows& r, py::handle table_h, py::handle s0_h, py::handle s1_h,
+                  int kind, double lr, double momentum, double b1, double b2, double eps,
+                  double step_size, bool all_rows) {
+  Arr t = writable_table(table_h, "table");
+  if (t.dt != r.dt || t.dim(0) != r.rows || t.dim(1) != r.dim)
+    throw py::value_error("the table changed shape or dtype since the gradient was prepared");
+  const fe::OptHyper h = hyper(kind, lr, momentum, b1, b2, eps, step_size);
+  char *s0, *s1;
+  slot_ptrs(h, t, s0_h, s1_h, &s0, &s1);
+  const int64_t k = static_cast<int64_t>(r.ids.size());
+  py::gil_scoped_release nogil;
+  auto go = [&](auto tag) {
+    using T = decltype(tag);
+    T* w = reinterpret_cast<T*>(t.data);
+    const T* g = static_cast<const T*>(r.vals);
+    if (all_rows)
+      fe::optim_all_rows<T>(h, w, reinterpret_cast<T*>(s0), reinterpret_cast<T*>(s1), r.rows,
+                            r.dim, r.ids.data(), k, g);
+    else
+      fe::optim_rows<T>(h, w, reinterpret_cast<T*>(s0), reinterpret_cast<T*>(s1), r.dim,
+                        r.ids.data(), k, g);
+  };
+  if (t.dt == DType::F32) go(float{});
+  else go(double{});
+}
+
+py::object check_dense(py::handle var_h, py::handle grad_h) {
+  Arr var = writable_var(var_h, "variable");
+  py::object g_o = float_input(grad_h, var, var_h, "gradient");
+  Arr g = view(g_o);
+  if (std::vector<int64_t>(g.shape, g.shape + g.nd) !=
+      std::vector<int64_t>(var.shape, var.shape + var.nd))
+    throw py::value_error("gradient must have the variable's shape " + shape_str(var) +
+                          ", got " + shape_str(g));
+  if (overlaps(g, var)) throw py::value_error("gradient must not overlap the variable");
+  return g_o;
+}
+
+void apply_dense(py::handle var_h, py::handle grad_h, py::handle s0_h, py::handle s1_h, int kind,
+                 double lr, double momentum, double b1, double b2, double eps,
+                 double step_size) {
+  py::object g_o = check_dense(var_h, grad_h);
+  Arr var = view(var_h);
+  Arr g = view(g_o);
+  const fe::OptHyper h = hyper(kind, lr, momentum, b1, b2, eps, step_size);
+  char *s0, *s1;
+  slot_ptrs(h, var, s0_h, s1_h, &s0, &s1);
+  const int64_t n = var.size();
+  py::gil_scoped_release nogil;
+  if (var.dt == DType::F32)
+    fe::optim_dense<float>(h, reinterpret_cast<float*>(var.data), reinterpret_cast<float*>(s0),
+                           reinterpret_cast<float*>(s1), n,
+                           reinterpret_cast<const float*>(g.data));
+  else
+    fe::optim_dense<double>(h, reinterpret_cast<double*>(var.data),
+                            reinterpret_cast<double*>(s0), reinterpret_cast<double*>(s1), n,
+                            reinterpret_cast<const double*>(g.data));
+}
+
+}  // namespace
+
+void init_optim(py::module_& m) {
+  py::class_<SparseRows>(m, "_SparseRows",
+                         "A validated, coalesced sparse gradient (internal to fastembed.optimizers)")
+      .def_property_readonly("size", [](const SparseRows& r) {
+        return static_cast<int64_t>(r.ids.size());
+      })
+      .def_property_readonly("coalesced_here", [](const SparseRows& r) { return r.coalesced_here; });
+  m.def("optim_prepare", &prepare, py::arg("table"), py::arg("indices"), py::arg("values"));
+  m.def("optim_sparse", &apply_sparse, py::arg("rows"), py::arg("table"), py::arg("s0"),
+        py::arg("s1"), py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("beta_1"),
+        py::arg("beta_2"), py::arg("epsilon"), py::arg("step_size"), py::arg("all_rows"));
+  m.def("optim_check_dense", &check_dense, py::arg("variable"), py::arg("grad"));
+  m.def("optim_dense", &apply_dense, py::arg("variable"), py::arg("grad"), py::arg("s0"),
+        py::arg("s1"), py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("beta_1"),
+        py::arg("beta_2"), py::arg("epsilon"), py::arg("step_size"));
+}
+
 }  // namespace fe_py
