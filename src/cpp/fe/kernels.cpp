@@ -1,9 +1,14 @@
 // Definitions and explicit instantiations of the gather / scatter / coalesce kernels
 // (float, double) x (int32_t, int64_t).  Contracts are in the headers.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "fe/common.hpp"
 #include "fe/gather.hpp"
@@ -41,7 +46,35 @@ auto dispatch_dim(int64_t dim, F&& f) {
   }
 }
 
-template <class T, class I, int64_t FD, bool PF>
+// Output larger than this is written with non-temporal stores (when rows are 16-byte
+// multiples and the output is 16-byte aligned): it will not be read back from cache
+// before it is evicted anyway, and streaming stores skip the read-for-ownership.
+constexpr int64_t kStreamOutBytes = 16 * 1024 * 1024;
+
+template <int64_t RB>
+FE_INLINE void copy_row(void* FE_RESTRICT dst, const void* FE_RESTRICT src, int64_t bytes,
+                        bool stream) {
+  const int64_t nb = RB > 0 ? RB : bytes;
+#if defined(__SSE2__)
+  if (stream) {
+    auto* d = static_cast<__m128i*>(dst);
+    auto* s = static_cast<const __m128i*>(src);
+    for (int64_t k = 0; k < nb / 16; ++k) _mm_stream_si128(d + k, _mm_loadu_si128(s + k));
+    return;
+  }
+#else
+  (void)stream;
+#endif
+  std::memcpy(dst, src, static_cast<size_t>(nb));
+}
+
+FE_INLINE void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+template <class T, class I, int64_t FD, bool PF, bool NT>
 int64_t gather_range(const T* FE_RESTRICT table, int64_t rows, int64_t dim_rt, int64_t stride,
                      const I* ids, int64_t b, int64_t e, T* FE_RESTRICT out) {
   const int64_t dim = FD > 0 ? FD : dim_rt;
@@ -51,9 +84,14 @@ int64_t gather_range(const T* FE_RESTRICT table, int64_t rows, int64_t dim_rt, i
       if (id_ok(f, rows)) prefetch_read(table + f * stride);
     }
     const int64_t id = load_once(ids, i);
-    if (!id_ok(id, rows)) return i;
-    std::memcpy(out + i * dim, table + id * stride, sizeof(T) * static_cast<size_t>(dim));
+    if (!id_ok(id, rows)) {
+      if (NT) stream_fence();
+      return i;
+    }
+    copy_row<FD * static_cast<int64_t>(sizeof(T))>(out + i * dim, table + id * stride,
+                                                    dim * static_cast<int64_t>(sizeof(T)), NT);
   }
+  if (NT) stream_fence();
   return -1;
 }
 
@@ -107,13 +145,19 @@ int64_t gather(const T* table, int64_t rows, int64_t dim, int64_t row_stride, co
                int64_t n, T* out) {
   if (n <= 0) return -1;
   if (dim == 0) return find_bad_id(ids, n, rows);
+  const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(T));
   const bool pf = rows * row_stride * static_cast<int64_t>(sizeof(T)) > kPrefetchTableBytes;
-  const int64_t grain = grain_rows(dim * static_cast<int64_t>(sizeof(T)));
+  const bool nt = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0 &&
+                  n * row_bytes >= kStreamOutBytes && !std::getenv("FASTEMBED_NO_STREAM");
+  const int64_t grain = grain_rows(row_bytes);
   return dispatch_dim(dim, [&](auto fd) -> int64_t {
     constexpr int64_t FD = decltype(fd)::value;
     auto range = [&](int64_t b, int64_t e) {
-      return pf ? gather_range<T, I, FD, true>(table, rows, dim, row_stride, ids, b, e, out)
-                : gather_range<T, I, FD, false>(table, rows, dim, row_stride, ids, b, e, out);
+      if (nt)
+        return pf ? gather_range<T, I, FD, true, true>(table, rows, dim, row_stride, ids, b, e, out)
+                  : gather_range<T, I, FD, false, true>(table, rows, dim, row_stride, ids, b, e, out);
+      return pf ? gather_range<T, I, FD, true, false>(table, rows, dim, row_stride, ids, b, e, out)
+                : gather_range<T, I, FD, false, false>(table, rows, dim, row_stride, ids, b, e, out);
     };
     int parts = plan_parts(n, grain);
     if (parts == 1) return range(0, n);
