@@ -1,6 +1,241 @@
-// Bindings for the bag kernels (filled in by the issue that adds them).
+// Bindings for the bag kernels (fe/bag.hpp): embedding_bag forward and its backward.
+// Everything is validated here, before any output is allocated; the kernels then only
+// report an id that is out of range (or changed under us), which becomes an IndexError.
 #include "common.hpp"
 
+#include "fe/bag.hpp"
+
+namespace fe {
+// The kernels are header templates; instantiate the supported combinations once here.
+#define FE_BAG_INST(T, I)                                                                     \
+  template int64_t bag_forward<T, I>(const T*, int64_t, int64_t, int64_t, const I*,            \
+                                     const BagLayout&, BagMode, const T*, bool, T*, int64_t*); \
+  template int64_t bag_backward<T, I>(const T*, int64_t, const I*, const BagLayout&, BagMode, \
+                                      const T*, bool, const int64_t*, int64_t, CoalescePlan&,  \
+                                      std::vector<T>&);
+FE_BAG_INST(float, int32_t)
+FE_BAG_INST(float, int64_t)
+FE_BAG_INST(double, int32_t)
+FE_BAG_INST(double, int64_t)
+#undef FE_BAG_INST
+}  // namespace fe
+
 namespace fe_py {
-void init_bag(py::module_& m) { (void)m; }
+namespace {
+
+fe::BagMode parse_mode(py::handle mode_h) {
+  if (py::isinstance<py::str>(mode_h)) {
+    const std::string m = mode_h.cast<std::string>();
+    if (m == "sum") return fe::BagMode::Sum;
+    if (m == "mean") return fe::BagMode::Mean;
+    if (m == "max") return fe::BagMode::Max;
+  }
+  throw py::value_error("mode must be 'sum', 'mean' or 'max', got " +
+                        py::repr(mode_h).cast<std::string>());
+}
+
+// The validated inputs of one bag call.  Offsets are copied (the values checked are
+// the values used, whatever another thread does to the caller's buffer).
+struct BagArgs {
+  py::object ids_o, psw_o;
+  Arr ids;
+  std::vector<int64_t> offsets;
+  fe::BagLayout lay;
+  fe::BagMode mode = fe::BagMode::Sum;
+  const char* psw = nullptr;
+  bool mask = false;
+};
+
+BagArgs bag_args(const Arr& table, py::handle ids_h, py::handle offsets_h, py::handle mode_h,
+                 py::handle psw_h, bool mask_zero) {
+  BagArgs a;
+  a.mode = parse_mode(mode_h);
+  a.mask = mask_zero;
+  a.ids_o = usable_ids(ids_h);
+  a.ids = view(a.ids_o);
+  const Arr& ids = a.ids;
+  a.lay.n = ids.size();
+  if (offsets_h.is_none()) {
+    if (ids.nd != 2)
+      throw py::value_error("ids must be 2-D (bags, bag_size) when offsets is None, got shape " +
+                            shape_str(ids) + " (1-D ids need offsets)");
+    a.lay.nbags = ids.dim(0);
+    a.lay.fixed = ids.dim(1);
+  } else {
+    if (ids.nd != 1)
+      throw py::value_error("ids must be 1-D when offsets are given, got shape " +
+                            shape_str(ids));
+    py::object off_o = ids_normalizer()(offsets_h, false, "offsets");
+    Arr off = view(off_o);
+    if (off.nd != 1)
+      throw py::value_error("offsets must be 1-D, got shape " + shape_str(off));
+    const int64_t nb = off.dim(0);
+    a.offsets.resize(static_cast<size_t>(nb));
+    for (int64_t b = 0; b < nb; ++b) a.offsets[b] = id_at(off, b);
+    if (nb == 0 && a.lay.n > 0)
+      throw py::value_error("offsets is empty but ids holds " + std::to_string(a.lay.n) +
+                            " ids; offsets must start with 0");
+    int kind = 0;
+    const int64_t bad = fe::check_offsets(a.offsets.data(), nb, a.lay.n, &kind);
+    if (bad >= 0) {
+      const std::string at = "offsets[" + std::to_string(bad) + "]=" +
+                             std::to_string(a.offsets[bad]);
+      if (kind == fe::kOffsetFirst)
+        throw py::value_error("offsets[0] must be 0, got " + at);
+      if (kind == fe::kOffsetDecreasing)
+        throw py::value_error("offsets must be non-decreasing: " + at + " < offsets[" +
+                              std::to_string(bad - 1) + "]=" +
+                              std::to_string(a.offsets[bad - 1]));
+      throw py::value_error("offsets must be <= len(ids) = " + std::to_string(a.lay.n) +
+                            ": " + at);
+    }
+    a.lay.nbags = nb;
+    a.lay.offsets = a.offsets.data();
+  }
+  if (!psw_h.is_none()) {
+    if (a.mode == fe::BagMode::Max)
+      throw py::value_error("per_sample_weights are only supported for mode 'sum' and 'mean', "
+                            "got mode 'max'");
+    if (is_ndarray(psw_h) && view(psw_h).is_float() && view(psw_h).dt != table.dt)
+      throw py::type_error("per_sample_weights must have the table's dtype " +
+                           std::string(table.dt == DType::F32 ? "float32" : "float64") +
+                           ", got " + dtype_str(psw_h));
+    a.psw_o = usable_values(psw_h, table, "per_sample_weights");
+    Arr p = view(a.psw_o);
+    if (p.shape_vec() != ids.shape_vec())
+      throw py::value_error("per_sample_weights must have the shape of ids " + shape_str(ids) +
+                            ", got " + shape_str(p));
+    a.psw = p.data;
+  }
+  return a;
+}
+
+void check_table_rows(const Arr& table, py::handle table_h) {
+  const int64_t isz = table.itemsize();
+  const bool rows_ok = table.strides[1] == isz || table.dim(1) <= 1;
+  const bool stride_ok = table.dim(0) <= 1 || (table.strides[0] % isz == 0 &&
+                                               table.strides[0] >= table.dim(1) * isz);
+  if (!rows_ok || !stride_ok || !table.aligned())
+    throw py::value_error("table rows must be contiguous and aligned (got strides " +
+                          shape_str(std::vector<int64_t>(table.strides, table.strides + 2)) +
+                          " for dtype " + dtype_str(table_h) +
+                          "); pass np.ascontiguousarray(table)");
+}
+
+py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets_h,
+                        py::handle mode_h, py::handle psw_h, bool mask_zero, bool want_argmax) {
+  Arr table = float_table(table_h, "table");
+  check_table_rows(table, table_h);
+  BagArgs a = bag_args(table, ids_h, offsets_h, mode_h, psw_h, mask_zero);
+  const int64_t rows = table.dim(0), dim = table.dim(1), nb = a.lay.nbags;
+  const int64_t stride = rows > 1 ? table.strides[0] / table.itemsize() : dim;
+  std::vector<py::ssize_t> oshape{static_cast<py::ssize_t>(nb), static_cast<py::ssize_t>(dim)};
+  py::object out_o = table.dt == DType::F32 ? py::object(py::array_t<float>(oshape))
+                                            : py::object(py::array_t<double>(oshape));
+  py::object am_o = py::none();
+  int64_t* am = nullptr;
+  if (want_argmax && a.mode == fe::BagMode::Max) {
+    py::array_t<int64_t> am_arr(oshape);
+    am = am_arr.mutable_data();
+    am_o = std::move(am_arr);
+  }
+  char* op = view(out_o).data;
+  int64_t bad;
+  {
+    py::gil_scoped_release nogil;
+    auto go = [&](auto t, auto i) {
+      using T = decltype(t);
+      using I = decltype(i);
+      return fe::bag_forward<T, I>(reinterpret_cast<const T*>(table.data), rows, dim, stride,
+                                   reinterpret_cast<const I*>(a.ids.data), a.lay, a.mode,
+                                   reinterpret_cast<const T*>(a.psw), a.mask,
+                                   reinterpret_cast<T*>(op), am);
+    };
+    if (table.dt == DType::F32)
+      bad = a.ids.dt == DType::I32 ? go(float{}, int32_t{}) : go(float{}, int64_t{});
+    else
+      bad = a.ids.dt == DType::I32 ? go(double{}, int32_t{}) : go(double{}, int64_t{});
+  }
+  if (bad >= 0) raise_bad_id(a.ids, bad, rows);
+  return py::make_tuple(out_o, am_o);
+}
+
+py::tuple embedding_bag_backward(py::handle grad_h, py::handle ids_h, py::handle offsets_h,
+                                 py::handle mode_h, py::handle psw_h, bool mask_zero,
+                                 py::handle argmax_h, int64_t rows) {
+  if (rows < 0) throw py::value_error("rows must be >= 0, got " + std::to_string(rows));
+  Arr g0 = float_table(grad_h, "grad_output");
+  py::object grad_o = usable_values(grad_h, g0, "grad_output");
+  Arr grad = view(grad_o);
+  BagArgs a = bag_args(grad, ids_h, offsets_h, mode_h, psw_h, mask_zero);
+  const int64_t dim = grad.dim(1);
+  if (grad.dim(0) != a.lay.nbags)
+    throw py::value_error("grad_output must have shape (bags, dim) = (" +
+                          std::to_string(a.lay.nbags) + ", " + std::to_string(dim) +
+                          "), got " + shape_str(grad));
+  py::object am_o;
+  const int64_t* am = nullptr;
+  if (a.mode == fe::BagMode::Max) {
+    if (!is_ndarray(argmax_h) || view(argmax_h).dt != DType::I64 ||
+        !view(argmax_h).c_contiguous() || !view(argmax_h).aligned())
+      throw py::type_error("argmax must be a C-contiguous int64 array (from the forward pass)");
+    Arr m = view(argmax_h);
+    if (m.nd != 2 || m.dim(0) != a.lay.nbags || m.dim(1) != dim)
+      throw py::value_error("argmax must have shape " + shape_str(grad) + ", got " +
+                            shape_str(m));
+    am_o = py::reinterpret_borrow<py::object>(argmax_h);
+    am = reinterpret_cast<const int64_t*>(m.data);
+  }
+  fe::CoalescePlan plan;
+  int64_t bad;
+  py::object vals_o;
+  auto run = [&](auto t) {
+    using T = decltype(t);
+    std::vector<T> values;
+    {
+      py::gil_scoped_release nogil;
+      auto go = [&](auto i) {
+        using I = decltype(i);
+        return fe::bag_backward<T, I>(reinterpret_cast<const T*>(grad.data), dim,
+                                      reinterpret_cast<const I*>(a.ids.data), a.lay, a.mode,
+                                      reinterpret_cast<const T*>(a.psw), a.mask, am, rows, plan,
+                                      values);
+      };
+      bad = a.ids.dt == DType::I32 ? go(int32_t{}) : go(int64_t{});
+    }
+    if (bad < 0) {
+      py::array_t<T> v({static_cast<py::ssize_t>(plan.unique.size()),
+                        static_cast<py::ssize_t>(dim)});
+      if (!values.empty()) std::memcpy(v.mutable_data(), values.data(), values.size() * sizeof(T));
+      vals_o = std::move(v);
+    }
+  };
+  if (grad.dt == DType::F32) run(float{});
+  else run(double{});
+  if (bad >= 0) {
+    if (a.mode == fe::BagMode::Max) {
+      Arr m = view(am_o);
+      raise_bad_id(m, bad, rows, "argmax");
+    }
+    raise_bad_id(a.ids, bad, rows);
+  }
+  py::array_t<int64_t> uniq(static_cast<py::ssize_t>(plan.unique.size()));
+  std::copy(plan.unique.begin(), plan.unique.end(), uniq.mutable_data());
+  return py::make_tuple(uniq, vals_o);
+}
+
+}  // namespace
+
+void init_bag(py::module_& m) {
+  m.def("embedding_bag", &embedding_bag, py::arg("table"), py::arg("ids"),
+        py::arg("offsets") = py::none(), py::arg("mode") = "sum",
+        py::arg("per_sample_weights") = py::none(), py::arg("mask_zero") = false,
+        py::arg("want_argmax") = false,
+        "Pooled lookup; see fastembed.ops.embedding_bag. Returns (out, argmax or None).");
+  m.def("embedding_bag_backward", &embedding_bag_backward, py::arg("grad"), py::arg("ids"),
+        py::arg("offsets"), py::arg("mode"), py::arg("per_sample_weights"),
+        py::arg("mask_zero"), py::arg("argmax"), py::arg("rows"),
+        "(indices, values): the coalesced table gradient of one embedding_bag call.");
+}
+
 }  // namespace fe_py

@@ -1,0 +1,335 @@
+// Pooled lookups (embedding_bag) and their backward pass.
+//
+// Layout of the bags (BagLayout):
+//   Bag b covers positions [begin(b), end(b)) of a flat id array of n ids:
+//     fixed-size bags (2-D ids (B, L)):  begin(b) = b*L,        end(b) = (b+1)*L
+//     offsets (1-D ids, torch style):    begin(b) = offsets[b], end(b) = offsets[b+1] (or n)
+//   `offsets` must have passed check_offsets (the caller copies them first, so the
+//   values checked are the values used).
+//
+//   check_offsets(offsets, nbags, n, &kind) -> int64
+//     -1 when offsets[0] == 0, offsets is non-decreasing and every offsets[b] <= n;
+//     otherwise the first bad position b, with kind = kOffsetFirst (offsets[0] != 0),
+//     kOffsetDecreasing (offsets[b] < offsets[b-1]) or kOffsetPastEnd (offsets[b] > n).
+//
+//   bag_forward<T, I>(table, rows, dim, stride, ids, layout, mode, psw, mask_zero, out,
+//                     argmax) -> int64
+//     for b in [0, B):
+//       P = [i in [begin(b), end(b)) if not (mask_zero and ids[i] == 0)]
+//       w_i = psw ? psw[i] : 1
+//       sum:  out[b] = sum_{i in P} w_i * table[ids[i]]            (added in position order)
+//       mean: out[b] = (sum_{i in P} w_i * table[ids[i]]) / W,  W = psw ? sum w_i : |P|;
+//             zeros when P is empty or W == 0
+//       max:  out[b, k] = max_{i in P} table[ids[i], k]; argmax[b, k] (if argmax != null) =
+//             the id of the first i reaching it; out[b] = 0 and argmax[b] = -1 when P is empty
+//       (psw must be null for max)
+//     table: rows x dim, row r at table + r*stride (dim contiguous elements).
+//     ids: int32/int64, each read once; out: B x dim C-contiguous (every element written);
+//     argmax: B x dim int64 or null.  Neither may overlap the table.
+//     Returns -1, or the first position whose id is outside [0, rows) (out is then
+//     partly written: callers hand out a fresh array and drop it on error).
+//     Thread safety: reads table/ids/psw only.  Parallel over bags: each bag is pooled by
+//     one thread in position order, so the result is bit-identical for any thread count.
+//
+//   bag_backward<T, I>(grad, dim, ids, layout, mode, psw, mask_zero, argmax, rows, plan,
+//                      &values) -> int64
+//     The table gradient of one bag_forward call for the output gradient grad (B x dim):
+//       sum/mean: every pooled position i of bag b contributes  grad[b] * s_i  to row ids[i],
+//                 s_i = w_i (sum) or w_i / W_b (mean; 0 when W_b == 0)
+//       max:      grad[b, k] goes to row argmax[b, k], column k (nothing when it is -1)
+//     coalesced: plan.unique = the sorted unique rows receiving a contribution, values =
+//     |unique| x dim rows, each the sum of its contributions added in position order
+//     (b-major for max) starting from +0.0.  Deterministic for any thread count (rows
+//     are partitioned among threads by owner).
+//     Returns -1, or the first position (into ids, or into argmax for max) holding a row
+//     outside [0, rows) (nothing is produced).
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "fe/common.hpp"
+#include "fe/parallel.hpp"
+#include "fe/scatter.hpp"
+
+namespace fe {
+
+enum class BagMode { Sum = 0, Mean = 1, Max = 2 };
+
+enum OffsetError { kOffsetOk = 0, kOffsetFirst = 1, kOffsetDecreasing = 2, kOffsetPastEnd = 3 };
+
+struct BagLayout {
+  const int64_t* offsets = nullptr;  // nbags entries, or null for fixed-size bags
+  int64_t nbags = 0;
+  int64_t fixed = 0;  // bag length when offsets is null
+  int64_t n = 0;      // number of ids
+
+  int64_t begin(int64_t b) const noexcept { return offsets ? offsets[b] : b * fixed; }
+  int64_t end(int64_t b) const noexcept {
+    return offsets ? (b + 1 < nbags ? offsets[b + 1] : n) : (b + 1) * fixed;
+  }
+};
+
+inline int64_t check_offsets(const int64_t* offsets, int64_t nbags, int64_t n,
+                             int* kind) noexcept {
+  *kind = kOffsetOk;
+  for (int64_t b = 0; b < nbags; ++b) {
+    const int64_t o = offsets[b];
+    if (b == 0 && o != 0) { *kind = kOffsetFirst; return 0; }
+    if (b > 0 && o < offsets[b - 1]) { *kind = kOffsetDecreasing; return b; }
+    if (o > n) { *kind = kOffsetPastEnd; return b; }
+  }
+  return -1;
+}
+
+namespace bag_detail {
+
+constexpr int64_t kAhead = 8;                  // ids to look ahead when prefetching rows
+constexpr int64_t kGrainBytes = 128 * 1024;    // work per chunk before threads pay off
+
+template <class T>
+FE_INLINE void prefetch_row(const T* row, int64_t bytes) noexcept {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (int64_t o = 0; o < bytes; o += 64) prefetch_read(p + o);
+}
+
+// Pools the bags [b0, b1); FD > 0 is the compile-time row width (accumulators stay in
+// registers), FD == 0 uses the runtime `dim_rt` and accumulates in the output row.
+template <class T, class I, int64_t FD, BagMode M, bool W, bool MASK, bool ARG>
+int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t dim_rt, int64_t stride,
+                   const I* ids, const BagLayout& lay, const T* psw, T* FE_RESTRICT out,
+                   int64_t* FE_RESTRICT argmax, int64_t b0, int64_t b1) {
+  const int64_t dim = FD > 0 ? FD : dim_rt;
+  const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(T));
+  const int64_t pend = b1 > b0 ? lay.end(b1 - 1) : 0;
+  constexpr int64_t AD = FD > 0 ? FD : 1;
+  T accf[AD];
+  int64_t amf[ARG && FD > 0 ? AD : 1];
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t s = lay.begin(b), e = lay.end(b);
+    T* FE_RESTRICT o = out + b * dim;
+    T* FE_RESTRICT acc = FD > 0 ? accf : o;
+    int64_t* am = nullptr;
+    if (ARG) am = FD > 0 ? amf : argmax + b * dim;
+    if (M != BagMode::Max)
+      for (int64_t k = 0; k < dim; ++k) acc[k] = T(0);
+    T wsum = T(0);
+    int64_t count = 0;
+    for (int64_t i = s; i < e; ++i) {
+      if (i + kAhead < pend) {
+        const int64_t f = static_cast<int64_t>(ids[i + kAhead]);
+        if (id_ok(f, rows)) prefetch_row(table + f * stride, row_bytes);
+      }
+      const int64_t id = load_once(ids, i);
+      if (!id_ok(id, rows)) return i;
+      if (MASK && id == 0) continue;
+      const T* FE_RESTRICT r = table + id * stride;
+      if (M == BagMode::Max) {
+        if (count == 0) {
+          for (int64_t k = 0; k < dim; ++k) acc[k] = r[k];
+          if (ARG)
+            for (int64_t k = 0; k < dim; ++k) am[k] = id;
+        } else if (ARG) {
+          for (int64_t k = 0; k < dim; ++k) {
+            const bool gt = r[k] > acc[k];
+            acc[k] = gt ? r[k] : acc[k];
+            am[k] = gt ? id : am[k];
+          }
+        } else {
+          for (int64_t k = 0; k < dim; ++k) acc[k] = r[k] > acc[k] ? r[k] : acc[k];
+        }
+        ++count;
+      } else if (W) {
+        const T w = psw[i];
+        for (int64_t k = 0; k < dim; ++k) acc[k] += w * r[k];
+        wsum += w;
+        ++count;
+      } else {
+        for (int64_t k = 0; k < dim; ++k) acc[k] += r[k];
+        ++count;
+      }
+    }
+    if (M == BagMode::Max) {
+      if (count == 0) {
+        for (int64_t k = 0; k < dim; ++k) o[k] = T(0);
+        if (ARG)
+          for (int64_t k = 0; k < dim; ++k) argmax[b * dim + k] = -1;
+      } else if (FD > 0) {
+        for (int64_t k = 0; k < dim; ++k) o[k] = acc[k];
+        if (ARG)
+          for (int64_t k = 0; k < dim; ++k) argmax[b * dim + k] = am[k];
+      }
+    } else if (M == BagMode::Mean) {
+      const T den = W ? wsum : static_cast<T>(count);
+      if (count == 0 || den == T(0)) {
+        for (int64_t k = 0; k < dim; ++k) o[k] = T(0);
+      } else {
+        for (int64_t k = 0; k < dim; ++k) o[k] = acc[k] / den;
+      }
+    } else if (FD > 0) {
+      for (int64_t k = 0; k < dim; ++k) o[k] = acc[k];
+    }
+  }
+  return -1;
+}
+
+template <class F>
+auto dispatch_bag_dim(int64_t dim, F&& f) {
+  switch (dim) {
+    case 16: return f(std::integral_constant<int64_t, 16>{});
+    case 32: return f(std::integral_constant<int64_t, 32>{});
+    case 64: return f(std::integral_constant<int64_t, 64>{});
+    case 128: return f(std::integral_constant<int64_t, 128>{});
+    default: return f(std::integral_constant<int64_t, 0>{});
+  }
+}
+
+template <class T, class I, BagMode M, bool W, bool MASK, bool ARG>
+int64_t pool_all(const T* table, int64_t rows, int64_t dim, int64_t stride, const I* ids,
+                  const BagLayout& lay, const T* psw, T* out, int64_t* argmax) {
+  const int64_t nb = lay.nbags;
+  if (nb <= 0) return -1;
+  const int64_t avg_len = std::max<int64_t>(1, lay.n / nb);
+  const int64_t per_bag = std::max<int64_t>(1, avg_len * std::max<int64_t>(dim, 1) *
+                                                   static_cast<int64_t>(sizeof(T)));
+  const int64_t grain = std::max<int64_t>(1, kGrainBytes / per_bag);
+  return dispatch_bag_dim(dim, [&](auto fd) -> int64_t {
+    constexpr int64_t FD = decltype(fd)::value;
+    auto range = [&](int64_t b, int64_t e) {
+      return pool_range<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay, psw,
+                                                   out, argmax, b, e);
+    };
+    const int parts = plan_parts(nb, grain);
+    if (parts == 1) return range(0, nb);
+    std::vector<int64_t> first(static_cast<size_t>(parts), -1);
+    parallel_for(nb, grain, [&](int64_t b, int64_t e, int p) { first[p] = range(b, e); });
+    for (int64_t f : first)
+      if (f >= 0) return f;  // chunks are in bag order, so this is the first bad position
+    return -1;
+  });
+}
+
+template <class T, class I, BagMode M>
+int64_t pool_mode(const T* table, int64_t rows, int64_t dim, int64_t stride, const I* ids,
+                  const BagLayout& lay, const T* psw, bool mask, T* out, int64_t* argmax) {
+  if (M == BagMode::Max) {
+    if (argmax)
+      return mask ? pool_all<T, I, M, false, true, true>(table, rows, dim, stride, ids, lay,
+                                                         nullptr, out, argmax)
+                  : pool_all<T, I, M, false, false, true>(table, rows, dim, stride, ids, lay,
+                                                          nullptr, out, argmax);
+    return mask ? pool_all<T, I, M, false, true, false>(table, rows, dim, stride, ids, lay,
+                                                        nullptr, out, nullptr)
+                : pool_all<T, I, M, false, false, false>(table, rows, dim, stride, ids, lay,
+                                                         nullptr, out, nullptr);
+  }
+  if (psw)
+    return mask ? pool_all<T, I, M, true, true, false>(table, rows, dim, stride, ids, lay, psw,
+                                                       out, nullptr)
+                : pool_all<T, I, M, true, false, false>(table, rows, dim, stride, ids, lay, psw,
+                                                        out, nullptr);
+  return mask ? pool_all<T, I, M, false, true, false>(table, rows, dim, stride, ids, lay,
+                                                      nullptr, out, nullptr)
+              : pool_all<T, I, M, false, false, false>(table, rows, dim, stride, ids, lay,
+                                                       nullptr, out, nullptr);
+}
+
+}  // namespace bag_detail
+
+template <class T, class I>
+int64_t bag_forward(const T* table, int64_t rows, int64_t dim, int64_t stride, const I* ids,
+                    const BagLayout& lay, BagMode mode, const T* psw, bool mask_zero, T* out,
+                    int64_t* argmax) {
+  using namespace bag_detail;
+  switch (mode) {
+    case BagMode::Sum:
+      return pool_mode<T, I, BagMode::Sum>(table, rows, dim, stride, ids, lay, psw, mask_zero,
+                                           out, nullptr);
+    case BagMode::Mean:
+      return pool_mode<T, I, BagMode::Mean>(table, rows, dim, stride, ids, lay, psw, mask_zero,
+                                            out, nullptr);
+    default:
+      return pool_mode<T, I, BagMode::Max>(table, rows, dim, stride, ids, lay, nullptr,
+                                           mask_zero, out, argmax);
+  }
+}
+
+template <class T, class I>
+int64_t bag_backward(const T* grad, int64_t dim, const I* ids, const BagLayout& lay,
+                     BagMode mode, const T* psw, bool mask_zero, const int64_t* argmax,
+                     int64_t rows, CoalescePlan& plan, std::vector<T>& values) {
+  plan.unique.clear();
+  plan.slot.clear();
+  values.clear();
+  // Contributions in order: (row, source row of grad, column or -1 for all, scale).
+  std::vector<int64_t> crow, csrc;
+  std::vector<T> cscale;
+  if (mode == BagMode::Max) {
+    const int64_t total = lay.nbags * dim;
+    for (int64_t e = 0; e < total; ++e) {
+      const int64_t r = load_once(argmax, e);
+      if (r == -1) continue;
+      if (!id_ok(r, rows)) return e;
+      crow.push_back(r);
+      csrc.push_back(e);
+    }
+  } else {
+    crow.reserve(static_cast<size_t>(lay.n));
+    csrc.reserve(static_cast<size_t>(lay.n));
+    cscale.reserve(static_cast<size_t>(lay.n));
+    for (int64_t b = 0; b < lay.nbags; ++b) {
+      const int64_t s = lay.begin(b), e = lay.end(b);
+      const size_t first = crow.size();
+      T wsum = T(0);
+      for (int64_t i = s; i < e; ++i) {
+        const int64_t id = load_once(ids, i);
+        if (!id_ok(id, rows)) return i;
+        if (mask_zero && id == 0) continue;
+        const T w = psw ? psw[i] : T(1);
+        crow.push_back(id);
+        csrc.push_back(b);
+        cscale.push_back(w);
+        wsum += w;
+      }
+      if (mode == BagMode::Mean) {
+        const T den = psw ? wsum : static_cast<T>(crow.size() - first);
+        for (size_t j = first; j < crow.size(); ++j)
+          cscale[j] = den == T(0) ? T(0) : cscale[j] / den;
+      }
+    }
+  }
+  const int64_t nc = static_cast<int64_t>(crow.size());
+  if (nc == 0) return -1;
+  coalesce_plan(crow.data(), nc, plan);  // rows are >= 0: cannot fail
+  const int64_t nu = static_cast<int64_t>(plan.unique.size());
+  values.assign(static_cast<size_t>(nu * dim), T(0));
+  if (dim == 0) return -1;
+  const int64_t* slot = plan.slot.data();
+  T* FE_RESTRICT out = values.data();
+  const int64_t grain = std::max<int64_t>(1, bag_detail::kGrainBytes /
+                                                 (dim * static_cast<int64_t>(sizeof(T))));
+  const int parts = plan_parts(nc, grain);
+  const bool is_max = mode == BagMode::Max;
+  parallel_parts(parts, [&](int p) {
+    for (int64_t j = 0; j < nc; ++j) {
+      const int64_t sl = slot[j];
+      if (parts > 1 && owner_of(sl, parts) != p) continue;
+      if (is_max) {
+        const int64_t e = csrc[j];
+        const int64_t k = e % dim;
+        out[sl * dim + k] += grad[e];
+      } else {
+        const T* FE_RESTRICT g = grad + csrc[j] * dim;
+        const T sc = cscale[j];
+        T* FE_RESTRICT o = out + sl * dim;
+        for (int64_t k = 0; k < dim; ++k) o[k] += g[k] * sc;
+      }
+    }
+  });
+  return -1;
+}
+
+}  // namespace fe
