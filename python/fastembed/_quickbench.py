@@ -1,0 +1,109 @@
+"""``python -m fastembed bench``: a ~30 second check of this machine.
+
+Times a few ops at moderate sizes beside numpy (and torch when installed), with the
+machine's streaming-copy and random-row limits measured in the same run, and prints one
+table: time, GB/s, % of the limit, and fastembed's speed-up over each peer.
+The full suite (every op, every peer, the issue sizes) lives in the repository's bench/.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+
+import numpy as np
+
+from . import get_num_threads, ops, set_num_threads
+from ._timing import measure, random_row_gbs, stream_copy_gbs
+
+try:
+    import torch
+except ImportError:  # optional peer
+    torch = None
+
+
+def _cases(rng):
+    """(name, bytes moved, limit key dim, {method: fn}, check) per op."""
+    cases = []
+    V, D, N = 100_000, 8, 1_000_000
+    t8 = rng.standard_normal((V, D), dtype=np.float32)
+    i8 = rng.integers(0, V, N)
+    fns = {"fastembed": lambda: ops.gather(t8, i8), "numpy take": lambda: np.take(t8, i8, axis=0)}
+    if torch is not None:
+        tt, ti = torch.from_numpy(t8), torch.from_numpy(i8)
+        fns["torch index_select"] = lambda: torch.index_select(tt, 0, ti)
+    cases.append((f"gather V={V} D={D} N={N}", 2 * N * D * 4, D, fns))
+
+    V, D, N = 1_000_000, 64, 200_000
+    t64 = rng.standard_normal((V, D), dtype=np.float32)
+    i64 = rng.integers(0, V, N)
+    fns = {"fastembed": lambda: ops.gather(t64, i64), "numpy take": lambda: np.take(t64, i64, axis=0)}
+    if torch is not None:
+        tt, ti = torch.from_numpy(t64), torch.from_numpy(i64)
+        fns["torch index_select"] = lambda: torch.index_select(tt, 0, ti)
+    cases.append((f"gather V={V} D={D} N={N}", 2 * N * D * 4, D, fns))
+
+    V, D, N = 100_000, 8, 1_000_000
+    tgt = np.zeros((V, D), np.float32)
+    vals = rng.standard_normal((N, D), dtype=np.float32)
+    fns = {"fastembed": lambda: ops.scatter_add(tgt, i8, vals),
+           "numpy add.at": lambda: np.add.at(tgt, i8, vals)}
+    if torch is not None:
+        tg, ti, tv = torch.from_numpy(tgt), torch.from_numpy(i8), torch.from_numpy(vals)
+        fns["torch index_add_"] = lambda: tg.index_add_(0, ti, tv)
+    cases.append((f"scatter_add V={V} D={D} N={N}", 2 * N * D * 4, D, fns))
+
+    N, D = 200_000, 64
+    zid = (rng.zipf(1.1, N) - 1) % 1_000_000
+    zv = rng.standard_normal((N, D), dtype=np.float32)
+
+    def np_coalesce():
+        u, inv = np.unique(zid, return_inverse=True)
+        out = np.zeros((u.size, D), np.float32)
+        np.add.at(out, inv, zv)
+        return u, out
+
+    fns = {"fastembed": lambda: ops.coalesce(zid, zv), "numpy unique+add.at": np_coalesce}
+    if torch is not None:
+        tz, tzv = torch.from_numpy(zid), torch.from_numpy(zv)
+
+        def torch_coalesce():
+            u, inv = torch.unique(tz, return_inverse=True)
+            return u, torch.zeros((u.numel(), D)).index_add_(0, inv, tzv)
+
+        fns["torch unique+index_add_"] = torch_coalesce
+    cases.append((f"coalesce zipf N={N} D={D}", 2 * N * D * 4, D, fns))
+    return cases
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fastembed bench", description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for fastembed and torch (default: all available)")
+    p.add_argument("--rounds", type=int, default=3)
+    args = p.parse_args(argv)
+    threads = args.threads or get_num_threads()
+    set_num_threads(threads)
+    if torch is not None:
+        torch.set_num_threads(threads)
+    print(f"fastembed quick bench: {platform.machine()}, {threads} thread(s), numpy {np.__version__}"
+          + (f", torch {torch.__version__}" if torch is not None else ", torch not installed"))
+    copy = stream_copy_gbs(128 << 20, threads=threads, rounds=args.rounds)
+    limits = {d: random_row_gbs(d, threads=threads, table_bytes=256 << 20, n=200_000,
+                                rounds=args.rounds) for d in (8, 64)}
+    print(f"limits: streaming copy {copy:.1f} GB/s; random-row gather "
+          + ", ".join(f"D={d} {g:.1f} GB/s" for d, g in limits.items()))
+    rng = np.random.default_rng(0)
+    header = f"{'op':34} {'method':24} {'time':>10} {'GB/s':>7} {'% limit':>8} {'fastembed x':>11}"
+    print(header)
+    print("-" * len(header))
+    for name, nbytes, dim, fns in _cases(rng):
+        times = measure(fns, rounds=args.rounds, min_time=0.05)
+        ours = times["fastembed"]
+        for method, t in times.items():
+            gbs = nbytes / t / 1e9
+            unit = f"{t * 1e3:.2f} ms" if t >= 1e-3 else f"{t * 1e6:.1f} us"
+            speed = "" if method == "fastembed" else f"{t / ours:.2f}x"
+            print(f"{name:34} {method:24} {unit:>10} {gbs:7.2f} {100 * gbs / limits[dim]:7.0f}% {speed:>11}")
+    print("'% limit' is against the random-row gather limit at the same D and thread count; "
+          "'fastembed x' is the peer's time / fastembed's.")
+    return 0
