@@ -90,7 +90,7 @@ class TorchStep:
     def __init__(self, opt, table, idx, g):
         self.p = torch.nn.Parameter(torch.from_numpy(table.copy()))
         grad = torch.sparse_coo_tensor(torch.from_numpy(idx)[None], torch.from_numpy(g),
-                                       (V, D)).coalesce()
+                                       (V, D), check_invariants=True).coalesce()
         self.grad = grad
         self.opt = {"adam": lambda: torch.optim.SparseAdam([self.p], lr=LR["adam"], eps=EPS),
                     "adagrad": lambda: torch.optim.Adagrad([self.p], lr=LR["adagrad"],
