@@ -22,6 +22,7 @@ import fastembed as fe
 from fastembed.optimizers import SGD, Adagrad, Adam
 
 EPS = 1e-7
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks")
 
 
 def _torch():
