@@ -1,23 +1,158 @@
-"""The seed walkthrough (extended by the layers work)."""
+"""``python -m fastembed demo``: the seed walkthrough, then a short training run.
+
+Part 1 encodes the two example phrases with ``Tokenizer(order="appearance",
+index_from=0)``, builds ``Embedding(7, 2, input_length=5)`` and looks the second phrase
+up.  Part 2 trains ``EmbeddingBag(mean)`` + a numpy softmax head with
+``fastembed.optimizers.Adam`` on a small built-in set of labelled reviews and prints
+``loss <value>`` after each epoch.
+"""
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 
-from . import ops
+from .layers import Embedding, EmbeddingBag
+from .optimizers import Adam
+from .sequence import pad_sequences
+from .text import Tokenizer
+
+PHRASES = ["Hope to see you soon", "Nice to see you again"]
+
+# A tiny sentiment set written for this demo: 1 = positive, 0 = negative.
+REVIEWS = [
+    (1, "I loved this film, the acting was wonderful"),
+    (1, "a great story with a happy ending"),
+    (1, "what a beautiful and moving picture"),
+    (1, "the best movie I have seen this year"),
+    (1, "brilliant performances and a clever plot"),
+    (1, "funny, warm and full of heart"),
+    (1, "I enjoyed every minute of it"),
+    (1, "a delightful surprise, highly recommended"),
+    (1, "excellent music and gorgeous scenery"),
+    (1, "the cast is superb and the script is sharp"),
+    (1, "a wonderful family film, we all loved it"),
+    (1, "smart, touching and very well made"),
+    (1, "great fun from start to finish"),
+    (1, "an amazing and inspiring true story"),
+    (1, "the director did a fantastic job"),
+    (1, "lovely characters and a charming tale"),
+    (1, "I would happily watch it again"),
+    (1, "a masterpiece, simply great"),
+    (1, "the jokes are clever and the pace is perfect"),
+    (1, "a beautiful film with excellent acting"),
+    (1, "I laughed and cried, a real gem"),
+    (1, "strong story, great cast, loved it"),
+    (1, "pure joy, the best kind of cinema"),
+    (1, "an enjoyable and heartwarming evening"),
+    (1, "fresh, original and wonderfully acted"),
+    (1, "my favourite film of the decade"),
+    (1, "a clever, funny and happy movie"),
+    (1, "superb direction and a moving score"),
+    (1, "highly enjoyable with a great ending"),
+    (1, "a brilliant and beautiful experience"),
+    (0, "I hated this film, the acting was awful"),
+    (0, "a boring story with a terrible ending"),
+    (0, "what a dull and pointless picture"),
+    (0, "the worst movie I have seen this year"),
+    (0, "wooden performances and a stupid plot"),
+    (0, "not funny, cold and empty"),
+    (0, "I regretted every minute of it"),
+    (0, "a painful mess, avoid it"),
+    (0, "terrible music and ugly scenery"),
+    (0, "the cast is weak and the script is lazy"),
+    (0, "an awful family film, we all hated it"),
+    (0, "dumb, tedious and badly made"),
+    (0, "boring from start to finish"),
+    (0, "a silly and annoying fake story"),
+    (0, "the director did a poor job"),
+    (0, "flat characters and a tired tale"),
+    (0, "I would never watch it again"),
+    (0, "a disaster, simply bad"),
+    (0, "the jokes are stale and the pace is slow"),
+    (0, "an ugly film with terrible acting"),
+    (0, "I yawned and left early, a real waste"),
+    (0, "weak story, bad cast, hated it"),
+    (0, "pure pain, the worst kind of cinema"),
+    (0, "a dull and depressing evening"),
+    (0, "stale, predictable and poorly acted"),
+    (0, "my least favourite film of the decade"),
+    (0, "a stupid, boring and sad movie"),
+    (0, "poor direction and a grating score"),
+    (0, "a waste of time with an awful ending"),
+    (0, "a bad and forgettable experience"),
+]
+
+
+def walkthrough() -> None:
+    print("== the seed example ==")
+    tok = Tokenizer(order="appearance", index_from=0)
+    tok.fit_on_texts(PHRASES)
+    encoded = tok.texts_to_sequences(PHRASES)
+    for phrase, ids in zip(PHRASES, encoded):
+        print(f"{phrase!r:26} -> {ids}")
+    vocab = len(tok.word_index)
+    emb = Embedding(vocab, 2, input_length=5, seed=0)
+    print(f"\nEmbedding({vocab}, 2, input_length=5): random weights {emb.embeddings.shape}, "
+          f"learned in training")
+    with np.printoptions(precision=4, suppress=True):
+        print(emb.get_weights()[0])
+        print(f"\n{PHRASES[1]!r} as five 2-d vectors:")
+        print(emb(np.array([encoded[1]]))[0])
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def train(epochs: int = 12, dim: int = 8, batch: int = 12, seed: int = 0) -> list:
+    """Train EmbeddingBag(mean) + softmax head on REVIEWS; returns the per-epoch losses."""
+    print("\n== learning an embedding: EmbeddingBag(mean) + softmax, Adam ==")
+    labels = np.array([y for y, _ in REVIEWS])
+    texts = [t for _, t in REVIEWS]
+    tok = Tokenizer()
+    tok.fit_on_texts(texts)
+    ids = pad_sequences(tok.texts_to_sequences(texts), maxlen=12, padding="post")
+    vocab = len(tok.word_index) + 1
+    print(f"{len(texts)} labelled reviews, {vocab - 1} words, padded to {ids.shape[1]} ids")
+    rng = np.random.default_rng(seed)
+    bag = EmbeddingBag(vocab, dim, mode="mean", mask_zero=True, seed=seed)
+    w = (rng.standard_normal((dim, 2)) * 0.1).astype(np.float32)
+    b = np.zeros(2, np.float32)
+    opt = Adam(learning_rate=0.05)
+    losses = []
+    for _ in range(epochs):
+        total = 0.0
+        order = rng.permutation(len(labels))
+        for s in range(0, len(labels), batch):
+            sel = order[s:s + batch]
+            h = bag(ids[sel])
+            p = softmax(h @ w + b)
+            y = labels[sel]
+            rows = np.arange(len(sel))
+            total += float(-np.log(p[rows, y]).sum())
+            p[rows, y] -= 1.0
+            p /= len(sel)
+            opt.apply_gradients([(bag.backward(p @ w.T), bag), (h.T @ p, w), (p.sum(axis=0), b)])
+        losses.append(total / len(labels))
+        print(f"loss {losses[-1]:.4f}")
+    pred = (bag(ids) @ w + b).argmax(axis=1)
+    print(f"training accuracy {np.mean(pred == labels):.2f}")
+    tests = ["a wonderful and clever film", "a boring and awful film"]
+    probs = softmax(bag(pad_sequences(tok.texts_to_sequences(tests), maxlen=12,
+                                      padding="post")) @ w + b)
+    for text, pr in zip(tests, probs):
+        print(f"{text!r:32} -> p(positive) = {pr[1]:.2f}")
+    return losses
 
 
 def main(argv=None) -> int:
-    phrases = ["Hope to see you soon", "Nice to see you again"]
-    # Numbered by first appearance from 0.
-    vocab: dict = {}
-    encoded = []
-    for p in phrases:
-        encoded.append([vocab.setdefault(w.lower(), len(vocab)) for w in p.split()])
-    for p, e in zip(phrases, encoded):
-        print(f"{p!r:28} -> {e}")
-    rng = np.random.default_rng(0)
-    table = rng.uniform(-0.05, 0.05, size=(len(vocab), 2)).astype(np.float32)
-    print(f"embedding table {table.shape}:\n{table}")
-    print("second phrase as five 2-d vectors:")
-    print(ops.gather(table, np.array(encoded[1])))
+    parser = argparse.ArgumentParser(prog="python -m fastembed demo",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
+    args = parser.parse_args(argv)
+    walkthrough()
+    train(epochs=args.epochs)
     return 0
