@@ -188,13 +188,83 @@ PYBIND11_MODULE(_core, m) {
     if (n < 1) throw py::value_error("num_threads must be >= 1, got " + std::to_string(n));
     py::gil_scoped_release nogil;
     fe::set_num_threads(n);
-  }, py::arg("n"));
-  m.def("get_num_threads", &fe::get_num_threads);
-  m.def("available_cores", &fe::available_cores);
-  m.def("gather", &gather, py::arg("table"), py::arg("ids"), py::arg("out") = py::none());
+  }, py::arg("n"), R"doc(Set the number of threads the native kernels use (including the caller).
+
+Results never depend on it: every kernel is bit-for-bit identical for any thread count.
+The default is the number of cores this process may run on (os.sched_getaffinity).)doc");
+  m.def("get_num_threads", &fe::get_num_threads,
+        "The number of threads the native kernels use (see set_num_threads).");
+  m.def("available_cores", &fe::available_cores,
+        "The cores this process may run on (sched_getaffinity).");
+  m.def("gather", &gather, py::arg("table"), py::arg("ids"), py::arg("out") = py::none(),
+        R"doc(Look up rows: ``out[...] = table[ids]`` (the forward pass of an embedding).
+
+Parameters
+----------
+table : ndarray, float32 or float64, shape (rows, dim)
+    Rows must be contiguous; a row-strided view or a read-only / memory-mapped table
+    is fine (it is only read).
+ids : array-like of int, any shape (0-d, empty and non-contiguous included)
+    int32 and int64 are used directly, other integer widths are converted.  Float,
+    bool and string ids raise TypeError.  Every id must lie in [0, rows): negative ids
+    never wrap.
+out : ndarray, optional
+    C-contiguous array of shape ``ids.shape + (dim,)`` and the table's dtype.
+
+Returns
+-------
+ndarray of shape ``ids.shape + (dim,)`` (``out`` when given).
+
+Raises
+------
+IndexError
+    For the first id outside [0, rows), naming it and its position; ``out`` is then
+    left untouched.
+TypeError, ValueError
+    For a wrong dtype, shape or memory layout, saying what was expected.
+)doc");
   m.def("scatter_add", &scatter_add, py::arg("target"), py::arg("ids"), py::arg("values"),
-        py::arg("scale") = 1.0);
-  m.def("coalesce", &coalesce, py::arg("ids"), py::arg("values"));
+        py::arg("scale") = 1.0,
+        R"doc(In place: ``target[ids[i]] += scale * values[i]`` for every position, duplicates summed.
+
+The backward pass of a lookup.  Equal bit for bit to
+``np.add.at(target, ids, scale * values)``, for any thread count.
+
+Parameters
+----------
+target : ndarray, float32 or float64, shape (rows, dim)
+    Updated in place, so it must be writeable, C-contiguous and aligned (never
+    silently copied).
+ids : array-like of int, any shape
+    Every id must lie in [0, rows).
+values : ndarray of shape exactly ``ids.shape + (dim,)`` and the target's dtype
+    No broadcasting or reshaping.
+scale : float
+
+Raises
+------
+IndexError
+    For the first bad id (with its position); nothing has been written.
+TypeError, ValueError
+    For wrong dtypes, shapes, or a read-only / non-contiguous target.
+)doc");
+  m.def("coalesce", &coalesce, py::arg("ids"), py::arg("values"),
+        R"doc(Sum the rows of duplicate ids: returns ``(unique_ids, summed_values)``.
+
+``unique_ids`` is the sorted unique int64 ids, ``summed_values[k]`` the sum (in index
+order, starting from 0.0) of ``values[i]`` over the positions i with ``ids[i] ==
+unique_ids[k]``; equal bit for bit to ``np.unique`` + ``np.add.at`` on zeros.
+
+Parameters
+----------
+ids : array-like of int, any shape; ids must be >= 0
+values : ndarray float32 or float64 of shape ``ids.shape + (dim,)``
+
+Raises
+------
+IndexError
+    For a negative id, naming it and its position.
+)doc");
   init_bag(m);
   init_optim(m);
   init_vectors(m);
