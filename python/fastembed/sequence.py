@@ -1,7 +1,153 @@
-"""pad_sequences (filled in by the text-pipeline work)."""
+"""``pad_sequences``: Keras 3's function, numpy-2 safe, with a native fast path."""
 from __future__ import annotations
+
+import numpy as np
+
+from . import _text
+
+__all__ = ["pad_sequences"]
+
+# Output dtypes the native loop writes; every other dtype (strings, object, bool,
+# narrow integers...) takes the reference path.
+_FAST_DTYPES = frozenset(np.dtype(t) for t in ("int32", "int64", "float32", "float64"))
 
 
 def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",
                   value=0.0):
-    raise NotImplementedError
+    """Pad (and truncate) sequences to the same length, exactly as Keras 3 does.
+
+    Parameters
+    ----------
+    sequences : sequence of sequences
+        Lists, tuples or arrays of ids (or of equal-shape samples, or of strings
+        with ``dtype=object`` or a string dtype).
+    maxlen : int, optional
+        Length of every output row; by default the longest sequence's length.
+    dtype : dtype, default "int32"
+        Output dtype. Use ``object`` (the builtin) for variable-length strings.
+    padding : {"pre", "post"}
+        Pad before or after each sequence.
+    truncating : {"pre", "post"}
+        Drop values from the start ("pre", keeping the last ``maxlen``) or the end.
+    value : scalar, default 0.0
+        Padding value, cast to ``dtype`` as ``np.full`` casts it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(sequences), maxlen) + sample_shape``.
+
+    Raises
+    ------
+    ValueError
+        Keras 3's errors, with its messages: a non-iterable item, an unknown
+        ``padding``/``truncating`` (raised when a non-empty sequence needs it), a
+        string ``value`` with a non-string dtype, samples of different shapes,
+        ``maxlen=0`` with ``truncating="pre"`` and a non-empty sequence.
+
+    Notes
+    -----
+    Lists/tuples of Python ints or floats and 1-D numpy arrays written to an
+    int32/int64/float32/float64 output are copied by a Cython loop; anything that
+    loop cannot reproduce bit for bit goes through the reference algorithm.
+    """
+    out = _pad_fast(sequences, maxlen, dtype, padding, truncating, value)
+    if out is not None:
+        return out
+    return _pad_reference(sequences, maxlen, dtype, padding, truncating, value)
+
+
+def _pad_fast(sequences, maxlen, dtype, padding, truncating, value):
+    """The native path, or None when the inputs are outside what it reproduces."""
+    if type(sequences) not in (list, tuple) or not sequences:
+        return None
+    if not (isinstance(padding, str) and padding in ("pre", "post")):
+        return None
+    if not (isinstance(truncating, str) and truncating in ("pre", "post")):
+        return None
+    if isinstance(value, (str, bytes)):
+        return None
+    if maxlen is not None:
+        if isinstance(maxlen, bool) or not isinstance(maxlen, (int, np.integer)):
+            return None
+        if maxlen <= 0:
+            return None
+    if dtype is object:
+        return None
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        return None
+    if dt not in _FAST_DTYPES or not dt.isnative:
+        return None
+    n = len(sequences)
+    lengths = np.empty(n, dtype=np.intp)
+    if _text.seq_lengths(sequences, lengths, np.ndarray) != n:
+        return None
+    if maxlen is None:
+        maxlen = np.max(lengths)
+        if maxlen == 0:
+            return None
+    x = np.full((n, maxlen), value, dtype=dtype)
+    if x.dtype != dt or not x.flags.c_contiguous:  # pragma: no cover - defensive
+        return None
+    if not _text.pad_fill(sequences, x, int(maxlen), padding == "pre",
+                          truncating == "pre", np.ndarray, np.asarray, dtype):
+        return None
+    return x
+
+
+def _pad_reference(sequences, maxlen, dtype, padding, truncating, value):
+    """Keras 3's algorithm step by step (its checks, their order and messages)."""
+    if not hasattr(sequences, "__len__"):
+        raise ValueError("`sequences` must be iterable.")
+    num_samples = len(sequences)
+
+    lengths = []
+    sample_shape = ()
+    found = False
+    for x in sequences:
+        try:
+            lengths.append(len(x))
+            if not found and len(x):
+                sample_shape = np.asarray(x).shape[1:]
+                found = True
+        except TypeError as e:
+            raise ValueError("`sequences` must be a list of iterables. "
+                             f"Found non-iterable: {str(x)}") from e
+
+    if maxlen is None:
+        maxlen = np.max(lengths)
+
+    # Keras 3 accepts str and bytes dtypes for a str value, and only the builtin
+    # ``object`` (an identity test: np.dtype(object) is refused).
+    is_dtype_str = np.issubdtype(dtype, np.str_) or np.issubdtype(dtype, np.bytes_)
+    if isinstance(value, str) and dtype is not object and not is_dtype_str:
+        raise ValueError(
+            f"`dtype` {dtype} is not compatible with `value`'s type: "
+            f"{type(value)}\nYou should set `dtype=object` for variable length strings.")
+
+    x = np.full((num_samples, maxlen) + sample_shape, value, dtype=dtype)
+    for idx, s in enumerate(sequences):
+        if not len(s):
+            continue
+        if truncating == "pre":
+            trunc = s[-maxlen:]
+        elif truncating == "post":
+            trunc = s[:maxlen]
+        else:
+            raise ValueError(f'Truncating type "{truncating}" not understood')
+
+        trunc = np.asarray(trunc, dtype=dtype)
+        if trunc.shape[1:] != sample_shape:
+            raise ValueError(
+                f"Shape of sample {trunc.shape[1:]} of sequence at position {idx} "
+                f"is different from expected shape {sample_shape}")
+
+        if padding == "post":
+            x[idx, :len(trunc)] = trunc
+        elif padding == "pre":
+            x[idx, -len(trunc):] = trunc
+        else:
+            raise ValueError(f'Padding type "{padding}" not understood')
+    return x

@@ -1,16 +1,388 @@
-"""Keras-compatible Tokenizer (filled in by the text-pipeline work)."""
+"""Keras-compatible text tokenization: ``Tokenizer``, ``tokenizer_from_json`` and
+``text_to_word_sequence``.
+
+The behaviour is that of ``keras_preprocessing`` 1.1.2 (the tf-keras legacy
+Tokenizer, with its ``analyzer`` argument), output for output; the per-token work
+runs in the Cython module ``fastembed._text``.  Two extensions, off by default:
+``order="appearance"`` numbers words by first appearance instead of by count, and
+``index_from`` moves the first index (Keras: 1).
+"""
 from __future__ import annotations
+
+import json
+import warnings
+from collections import OrderedDict, defaultdict
+from operator import itemgetter, methodcaller
+
+import numpy as np
+
+from . import _text
+
+__all__ = ["Tokenizer", "tokenizer_from_json", "text_to_word_sequence"]
+
+DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
+
+_MODES = {"binary": 0, "count": 1, "freq": 2, "tfidf": 3}
+_ORDERS = ("frequency", "appearance")
+_lower = methodcaller("lower")
+
+
+def text_to_word_sequence(text, filters=DEFAULT_FILTERS, lower=True, split=" "):
+    """Split a text into a list of words, as Keras does.
+
+    Parameters
+    ----------
+    text : str
+    filters : str or iterable of characters
+        Characters replaced by ``split`` before splitting (default: ASCII
+        punctuation except the apostrophe, plus tab and newline).
+    lower : bool
+        Lower-case the text first.
+    split : str
+        Separator.
+
+    Returns
+    -------
+    list of str
+        The non-empty pieces.
+    """
+    if lower:
+        text = text.lower()
+    text = text.translate(str.maketrans({c: split for c in filters}))
+    return list(filter(None, text.split(split)))
 
 
 class Tokenizer:
-    def __init__(self, *args, **kwargs):
-        raise NotImplementedError("Tokenizer is not implemented yet")
+    """Text tokenization utility with the Keras ``Tokenizer`` API and results.
+
+    Parameters
+    ----------
+    num_words : int, optional
+        Keep only ids ``< num_words`` when encoding (``word_index`` stays full).
+    filters : str
+        Characters treated as separators.
+    lower : bool
+        Lower-case texts (and tokens of pre-tokenized lists).
+    split : str
+        Word separator.
+    char_level : bool
+        Every character is a token (``filters`` and ``split`` are ignored).
+    oov_token : str, optional
+        Token given the first index and used for unknown words.
+    analyzer : callable, optional
+        ``str -> list of tokens`` replacing the built-in splitting (no lower-casing
+        or filtering then); not serialized.
+    document_count : int
+        Starting number of documents.
+    order : {"frequency", "appearance"}
+        Number words by descending count (Keras; ties by first appearance) or by
+        first appearance.
+    index_from : int
+        First index given (Keras: 1; 0 is then left for padding).  The
+        ``oov_token`` takes it and words follow.
+    """
+
+    def __init__(self, num_words=None, filters=DEFAULT_FILTERS, lower=True, split=" ",
+                 char_level=False, oov_token=None, analyzer=None, document_count=0, *,
+                 order="frequency", index_from=1, **kwargs):
+        if "nb_words" in kwargs:
+            warnings.warn("The `nb_words` argument in `Tokenizer` has been renamed "
+                          "`num_words`.")
+            num_words = kwargs.pop("nb_words")
+        if kwargs:
+            raise TypeError("Unrecognized keyword arguments: " + str(kwargs))
+        if not isinstance(order, str) or order not in _ORDERS:
+            raise ValueError(f"order must be 'frequency' or 'appearance', got {order!r}")
+        if isinstance(index_from, bool) or not isinstance(index_from, (int, np.integer)):
+            raise TypeError(f"index_from must be an int, got {type(index_from).__name__}")
+        if index_from < 0:
+            raise ValueError(f"index_from must be >= 0, got {index_from}")
+
+        self.word_counts = OrderedDict()
+        self.word_docs = defaultdict(int)
+        self.filters = filters
+        self.split = split
+        self.lower = lower
+        self.num_words = num_words
+        self.document_count = document_count
+        self.char_level = char_level
+        self.oov_token = oov_token
+        self.index_docs = defaultdict(int)
+        self.word_index = {}
+        self.index_word = {}
+        self.analyzer = analyzer
+        self.order = order
+        self.index_from = int(index_from)
+
+    # ------------------------------------------------------------------ helpers
+    def _tokenize(self, text):
+        """Keras' per-item rule: a list is pre-tokenized (only lower-cased),
+        char_level iterates characters, otherwise split (or the analyzer)."""
+        if self.char_level or isinstance(text, list):
+            if self.lower:
+                if isinstance(text, list):
+                    return list(map(_lower, text))
+                return text.lower()
+            return text
+        if self.analyzer is None:
+            return text_to_word_sequence(text, self.filters, self.lower, self.split)
+        return self.analyzer(text)
+
+    def _splitter(self):
+        """The native splitter when the fast path reproduces ``text_to_word_sequence``
+        exactly (one-character ``split``), else None."""
+        if self.char_level or self.analyzer is not None:
+            return None
+        split = self.split
+        if type(split) is not str or len(split) != 1:
+            return None
+        try:
+            table = str.maketrans({c: split for c in self.filters})
+        except Exception:
+            # Keras raises this per text; the per-item path reproduces it.
+            return None
+        return _text.Splitter(list(table) + [ord(split)])
+
+    def _rebuild_index(self):
+        if self.order == "frequency":
+            ranked = sorted(self.word_counts.items(), key=itemgetter(1), reverse=True)
+            vocab = list(map(itemgetter(0), ranked))
+        else:
+            vocab = list(self.word_counts)
+        if self.oov_token is not None:
+            vocab.insert(0, self.oov_token)
+        start = self.index_from
+        self.word_index = dict(zip(vocab, range(start, start + len(vocab))))
+        self.index_word = dict(zip(self.word_index.values(), self.word_index.keys()))
+        _text.update_index_docs(self.index_docs, self.word_docs, self.word_index)
+
+    def _encoder(self):
+        return _text.Encoder(self.word_index, self.num_words, self.oov_token,
+                             bool(self.lower), self._splitter(), self._tokenize)
+
+    # ------------------------------------------------------------------ fitting
+    def fit_on_texts(self, texts):
+        """Update the vocabulary from texts.
+
+        Parameters
+        ----------
+        texts : iterable
+            Strings, or lists of tokens (taken as already split), or a mix; a
+            generator works.  A bare string is iterated character by character, as
+            in Keras.
+
+        Notes
+        -----
+        Counts accumulate over calls and ``word_index`` is re-ranked after every
+        call.  If an item fails (e.g. a non-string), nothing is updated.
+        """
+        n, words, counts, docs = _text.fit_texts(texts, bool(self.lower),
+                                                 self._splitter(), self._tokenize)
+        if n:
+            self.document_count += n
+        _text.merge_counts(self.word_counts, self.word_docs, words, counts, docs)
+        self._rebuild_index()
+
+    def fit_on_sequences(self, sequences):
+        """Update document frequencies (``index_docs``) from id sequences.
+
+        Parameters
+        ----------
+        sequences : sized iterable of iterables of ids
+        """
+        n = len(sequences)
+        local = _text.count_sequences(sequences)
+        self.document_count += n
+        _text.add_counts(self.index_docs, local)
+
+    # ----------------------------------------------------------------- encoding
+    def texts_to_sequences(self, texts):
+        """Encode texts as lists of word indices.
+
+        Parameters
+        ----------
+        texts : iterable of str or of lists of tokens
+
+        Returns
+        -------
+        list of list of int
+            Unknown words are dropped, or mapped to the ``oov_token`` index;
+            indices ``>= num_words`` likewise.
+        """
+        return self._encoder().encode_many(texts)
+
+    def texts_to_sequences_generator(self, texts):
+        """Lazily encode texts, one list of indices per text (see
+        ``texts_to_sequences``)."""
+        enc = self._encoder()
+        for text in texts:
+            yield enc.encode_one(text)
+
+    def sequences_to_texts(self, sequences):
+        """Decode id sequences into space-joined texts.
+
+        Parameters
+        ----------
+        sequences : iterable of iterables of ids
+
+        Returns
+        -------
+        list of str
+            Unknown ids (0 included) and ids ``>= num_words`` become the
+            ``oov_token`` when it is set, else are dropped.
+        """
+        return _text.sequences_to_texts(sequences, self.index_word, self.num_words,
+                                        self.oov_token,
+                                        self.word_index.get(self.oov_token))
+
+    def sequences_to_texts_generator(self, sequences):
+        """Lazily decode id sequences (see ``sequences_to_texts``)."""
+        oov_index = self.word_index.get(self.oov_token)
+        for seq in sequences:
+            yield _text.sequences_to_texts((seq,), self.index_word, self.num_words,
+                                           self.oov_token, oov_index)[0]
+
+    # ----------------------------------------------------------------- matrices
+    def texts_to_matrix(self, texts, mode="binary"):
+        """``sequences_to_matrix(texts_to_sequences(texts), mode)``."""
+        return self.sequences_to_matrix(self.texts_to_sequences(texts), mode=mode)
+
+    def sequences_to_matrix(self, sequences, mode="binary"):
+        """Vectorize id sequences into a float64 matrix.
+
+        Parameters
+        ----------
+        sequences : sized iterable of lists of ids
+        mode : {"binary", "count", "tfidf", "freq"}
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape ``(len(sequences), width)``, width ``num_words`` or, unset, the
+            largest index + 1 (``len(word_index) + 1`` in Keras' numbering).
+
+        Raises
+        ------
+        ValueError
+            No width is known, tfidf before any fit, or an unknown mode (raised,
+            as in Keras, when the first value would be written).
+        """
+        if not self.num_words:
+            if self.word_index:
+                width = len(self.word_index) + self.index_from
+            else:
+                raise ValueError("Specify a dimension (`num_words` argument), "
+                                 "or fit on some text data first.")
+        else:
+            width = self.num_words
+        if mode == "tfidf" and not self.document_count:
+            raise ValueError("Fit the Tokenizer on some data before using tfidf mode.")
+
+        x = np.zeros((len(sequences), width))
+        code = _MODES.get(mode, -1) if isinstance(mode, str) else -1
+        try:
+            cwidth = int(width)
+        except (TypeError, ValueError):  # pragma: no cover - np.zeros refused it
+            cwidth = -1
+        if cwidth == width and cwidth >= 0:
+            def tf_of(c):
+                return 1 + np.log(c)
+
+            def idf_of(j):
+                return np.log(1 + self.document_count / (1 + self.index_docs.get(j, 0)))
+
+            if _text.sequences_to_matrix(sequences, x, cwidth, code, mode, tf_of, idf_of):
+                return x
+            x = np.zeros((len(sequences), width))
+        return self._sequences_to_matrix_reference(sequences, x, width, mode)
+
+    def _sequences_to_matrix_reference(self, sequences, x, width, mode):
+        """Keras' loop, for inputs the native loop does not reproduce (numpy
+        rows, non-int ids, ids below ``-width``)."""
+        for i, seq in enumerate(sequences):
+            if not seq:
+                continue
+            counts = defaultdict(int)
+            for j in seq:
+                if j >= width:
+                    continue
+                counts[j] += 1
+            for j, c in list(counts.items()):
+                if mode == "count":
+                    x[i][j] = c
+                elif mode == "freq":
+                    x[i][j] = c / len(seq)
+                elif mode == "binary":
+                    x[i][j] = 1
+                elif mode == "tfidf":
+                    tf = 1 + np.log(c)
+                    idf = np.log(1 + self.document_count / (1 + self.index_docs.get(j, 0)))
+                    x[i][j] = tf * idf
+                else:
+                    raise ValueError("Unknown vectorization mode:", mode)
+        return x
+
+    # ------------------------------------------------------------ serialization
+    def get_config(self):
+        """The configuration as a dict with Keras' keys (the five dictionaries as
+        JSON strings); ``order`` / ``index_from`` are added only when they are not
+        the defaults."""
+        config = {
+            "num_words": self.num_words,
+            "filters": self.filters,
+            "lower": self.lower,
+            "split": self.split,
+            "char_level": self.char_level,
+            "oov_token": self.oov_token,
+            "document_count": self.document_count,
+            "word_counts": json.dumps(self.word_counts),
+            "word_docs": json.dumps(self.word_docs),
+            "index_docs": json.dumps(self.index_docs),
+            "index_word": json.dumps(self.index_word),
+            "word_index": json.dumps(self.word_index),
+        }
+        if self.order != "frequency":
+            config["order"] = self.order
+        if self.index_from != 1:
+            config["index_from"] = self.index_from
+        return config
+
+    def to_json(self, **kwargs):
+        """JSON string of ``{"class_name": "Tokenizer", "config": get_config()}``;
+        ``kwargs`` go to ``json.dumps``.  Loadable by Keras' ``tokenizer_from_json``
+        when ``order`` and ``index_from`` are the defaults."""
+        return json.dumps({"class_name": self.__class__.__name__,
+                           "config": self.get_config()}, **kwargs)
 
 
 def tokenizer_from_json(json_string):
-    raise NotImplementedError
+    """Rebuild a ``Tokenizer`` from ``to_json`` output (ours or Keras').
 
+    Unlike Keras, the loaded tokenizer can be fitted further: ``word_counts`` is an
+    ``OrderedDict`` and ``word_docs`` / ``index_docs`` are ``defaultdict(int)``.
 
-def text_to_word_sequence(text, filters='!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n', lower=True,
-                          split=" "):
-    raise NotImplementedError
+    Parameters
+    ----------
+    json_string : str
+
+    Returns
+    -------
+    Tokenizer
+    """
+    tokenizer_config = json.loads(json_string)
+    config = dict(tokenizer_config.get("config"))
+    word_counts = json.loads(config.pop("word_counts"))
+    word_docs = json.loads(config.pop("word_docs"))
+    index_docs = json.loads(config.pop("index_docs"))
+    index_docs = dict(zip(map(int, index_docs.keys()), index_docs.values()))
+    index_word = json.loads(config.pop("index_word"))
+    index_word = dict(zip(map(int, index_word.keys()), index_word.values()))
+    word_index = json.loads(config.pop("word_index"))
+
+    tokenizer = Tokenizer(**config)
+    tokenizer.word_counts = OrderedDict(word_counts)
+    tokenizer.word_docs = defaultdict(int, word_docs)
+    tokenizer.index_docs = defaultdict(int, index_docs)
+    tokenizer.word_index = word_index
+    tokenizer.index_word = index_word
+    return tokenizer
