@@ -1,6 +1,298 @@
-// Bindings for the vectors kernels (filled in by the issue that adds them).
+// Bindings for the pretrained-vector loaders (fe/vectors.hpp) and the embedding-matrix
+// builder.  The file is read and parsed with the GIL released; the words list, the
+// word -> row dict (which also drops duplicate words, keeping the first) and the
+// vectors array are built afterwards.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
 #include "common.hpp"
+#include "fe/parallel.hpp"
+#include "fe/vectors.hpp"
 
 namespace fe_py {
-void init_vectors(py::module_& m) { (void)m; }
+namespace {
+
+using fe::vec::ErrKind;
+using fe::vec::Format;
+
+const char* format_name(Format f) {
+  switch (f) {
+    case Format::Glove: return "glove";
+    case Format::Word2VecText: return "word2vec";
+    case Format::Word2VecBinary: return "word2vec_binary";
+    case Format::FastText: return "fasttext";
+    default: return "auto";
+  }
+}
+
+Format parse_format(const std::string& s) {
+  if (s == "auto") return Format::Auto;
+  if (s == "glove") return Format::Glove;
+  if (s == "word2vec") return Format::Word2VecText;
+  if (s == "word2vec_binary") return Format::Word2VecBinary;
+  if (s == "fasttext") return Format::FastText;
+  throw py::value_error("format must be one of 'auto', 'glove', 'word2vec', "
+                        "'word2vec_binary', 'fasttext', got '" + s + "'");
+}
+
+std::string show_token(const std::string& t) {
+  // The token may hold invalid UTF-8: show it as Python's repr of the decoded bytes.
+  py::object s = py::reinterpret_steal<py::object>(
+      PyUnicode_DecodeUTF8(t.data(), static_cast<Py_ssize_t>(t.size()), "backslashreplace"));
+  if (!s) throw py::error_already_set();
+  return py::repr(s).cast<std::string>();
+}
+
+[[noreturn]] void raise_parse_error(const std::string& name, const fe::vec::ParseError& e,
+                                    Format fmt, int64_t dim) {
+  std::string where = name + ", ";
+  if (e.line >= 0) where += "line " + std::to_string(e.line);
+  else where += "byte offset " + std::to_string(e.offset);
+  std::string msg;
+  switch (e.kind) {
+    case ErrKind::Io:
+      errno = e.io_errno;
+      PyErr_SetFromErrnoWithFilename(PyExc_OSError, name.c_str());
+      throw py::error_already_set();
+    case ErrKind::Empty:
+      msg = name + ": the file holds no vectors (it is empty)";
+      break;
+    case ErrKind::BadHeader:
+      msg = where + ": expected a header line 'count dim' (two integers, dim >= 1) for the " +
+            std::string(format_name(fmt)) + " format, got " + show_token(e.token);
+      break;
+    case ErrKind::HeaderTooBig:
+      msg = where + ": the header announces " + std::to_string(e.expected) + " vectors of " +
+            std::to_string(e.found) + " dims, which cannot fit in the " +
+            std::to_string(e.offset) + " bytes that follow it (is the header wrong, or the "
+            "file truncated?)";
+      break;
+    case ErrKind::NoValues:
+      msg = where + ": expected 'word v1 ... vD', got a line with no values: " +
+            show_token(e.token);
+      break;
+    case ErrKind::Ragged:
+      msg = where + ": ragged row: expected " + std::to_string(e.expected) +
+            " values after the word, found " + std::to_string(e.found);
+      break;
+    case ErrKind::BadNumber:
+      msg = where + ": value " + std::to_string(e.found + 1) + " is not a number: " +
+            show_token(e.token);
+      break;
+    case ErrKind::NonFinite:
+      if (e.line >= 0)
+        msg = where + ": value " + std::to_string(e.found + 1) + " is not finite (or out of "
+              "range for the dtype): " + show_token(e.token);
+      else
+        msg = where + ": value " + std::to_string(e.found + 1) + " of the vector for " +
+              show_token(e.token) + " is not finite (nan or inf)";
+      break;
+    case ErrKind::EmptyWord:
+      msg = where + ": a vector without a word";
+      break;
+    case ErrKind::BadUtf8:
+      if (e.line >= 0)
+        msg = where + ": the word is not valid UTF-8 (bad byte at position " +
+              std::to_string(e.offset) + " of the word)";
+      else
+        msg = where + ": the word is not valid UTF-8";
+      break;
+    case ErrKind::Truncated:
+      msg = where + ": the file is truncated: " +
+            (e.found < 0 ? std::string("a word without the space that ends it")
+                         : "a vector needs " + std::to_string(e.expected) + " bytes, only " +
+                               std::to_string(e.found) + " remain") +
+            " (" + std::to_string(dim) + " float32 values per vector)";
+      break;
+    case ErrKind::TooFew:
+      msg = where + ": the header announces " + std::to_string(e.expected) +
+            " vectors, but the file holds only " + std::to_string(e.found);
+      break;
+    default:
+      msg = name + ": unreadable vectors file";
+  }
+  throw py::value_error(msg);
+}
+
+template <class T>
+py::tuple finish(fe::vec::VectorsResult<T>& r) {
+  const int64_t n = r.rows, D = r.dim;
+  // Words and index; the dict keeps the first row of a duplicated word.
+  py::list words(0);
+  py::dict index;
+  std::vector<uint8_t> keep(static_cast<size_t>(n), 1);
+  int64_t kept = 0;
+  const char* wb = r.words.data();
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t b = i ? r.word_end[i - 1] : 0;
+    PyObject* w = PyUnicode_DecodeUTF8(wb + b, static_cast<Py_ssize_t>(r.word_end[i] - b),
+                                       "strict");
+    if (!w) throw py::error_already_set();
+    py::object word = py::reinterpret_steal<py::object>(w);
+    py::object row = py::int_(kept);
+    PyObject* got = PyDict_SetDefault(index.ptr(), word.ptr(), row.ptr());
+    if (!got) throw py::error_already_set();
+    if (got != row.ptr()) {
+      keep[i] = 0;
+      continue;
+    }
+    if (PyList_Append(words.ptr(), word.ptr()) < 0) throw py::error_already_set();
+    ++kept;
+  }
+  std::string().swap(r.words);
+  std::vector<int64_t>().swap(r.word_end);
+  if (kept < n) {
+    // Drop the duplicates' rows in place, keeping the order.
+    py::gil_scoped_release nogil;
+    T* v = r.values.data();
+    int64_t o = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      if (!keep[i]) continue;
+      if (o != i) std::memmove(v + o * D, v + i * D, static_cast<size_t>(D) * sizeof(T));
+      ++o;
+    }
+    r.values.resize(static_cast<size_t>(kept * D));
+  }
+  // The parsed buffer becomes the array's memory: no copy of the values.
+  auto* owner = new fe::vec::ValueVec<T>(std::move(r.values));
+  py::capsule cap(owner, [](void* p) { delete static_cast<fe::vec::ValueVec<T>*>(p); });
+  const py::ssize_t isz = static_cast<py::ssize_t>(sizeof(T));
+  py::array_t<T> arr(std::vector<py::ssize_t>{static_cast<py::ssize_t>(kept),
+                                              static_cast<py::ssize_t>(D)},
+                     std::vector<py::ssize_t>{static_cast<py::ssize_t>(D) * isz, isz},
+                     owner->empty() ? nullptr : owner->data(), cap);
+  return py::make_tuple(words, index, arr, D, n - kept, format_name(r.format),
+                        r.header_count);
+}
+
+// load_vectors(source, name, format, dtype, limit) -> (words, index, vectors, dim,
+// n_duplicates, format, header_count).  `source` is an int file descriptor (read from
+// its current position; its size is taken from fstat when it is a regular file) or a
+// bytes-like object holding the whole file.
+py::tuple load_vectors(py::handle source, const std::string& name, const std::string& format,
+                       const std::string& dtype, int64_t limit, int64_t size_hint) {
+  const Format fmt = parse_format(format);
+  if (dtype != "float32" && dtype != "float64")
+    throw py::type_error("dtype must be float32 or float64, got " + dtype);
+  fe::vec::VecSource src;
+  py::buffer_info info;
+  if (py::isinstance<py::int_>(source)) {
+    const int fd = source.cast<int>();
+    src.read = [fd](char* dst, int64_t n) -> int64_t {
+      for (;;) {
+        const ssize_t r = ::read(fd, dst, static_cast<size_t>(std::min<int64_t>(n, 1 << 30)));
+        if (r < 0 && errno == EINTR) continue;
+        return static_cast<int64_t>(r);
+      }
+    };
+    src.size = size_hint;
+  } else {
+    info = py::reinterpret_borrow<py::buffer>(source).request();
+    const char* p = static_cast<const char*>(info.ptr);
+    const int64_t total = static_cast<int64_t>(info.size * info.itemsize);
+    auto pos = std::make_shared<int64_t>(0);
+    src.read = [p, total, pos](char* dst, int64_t n) -> int64_t {
+      const int64_t k = std::min(n, total - *pos);
+      std::memcpy(dst, p + *pos, static_cast<size_t>(k));
+      *pos += k;
+      return k;
+    };
+    src.size = total;
+  }
+  if (dtype == "float32") {
+    fe::vec::VectorsResult<float> r;
+    bool ok;
+    {
+      py::gil_scoped_release nogil;
+      ok = fe::vec::load_vectors<float>(src, fmt, limit, r);
+    }
+    if (!ok) raise_parse_error(name, r.error, r.format == Format::Auto ? fmt : r.format, r.dim);
+    return finish(r);
+  }
+  fe::vec::VectorsResult<double> r;
+  bool ok;
+  {
+    py::gil_scoped_release nogil;
+    ok = fe::vec::load_vectors<double>(src, fmt, limit, r);
+  }
+  if (!ok) raise_parse_error(name, r.error, r.format == Format::Auto ? fmt : r.format, r.dim);
+  return finish(r);
+}
+
+// embedding_matrix(word_index, index, vectors, rows, cutoff, out) -> (found, missing)
+// For each (word, i) of word_index in order: skipped when i >= cutoff; IndexError when
+// i is outside [0, rows); when `index` has the word, out[i] = vectors[index[word]]
+// (a later word with the same i overwrites, as the Keras loop does).  With out=None
+// only counts.
+py::tuple embedding_matrix(py::dict word_index, py::dict index, py::handle vectors_h,
+                           int64_t rows, int64_t cutoff, py::handle out_h) {
+  const bool fill = !out_h.is_none();
+  Arr vec, out;
+  int64_t D = 0;
+  if (fill) {
+    vec = float_table(vectors_h, "vectors");
+    out = writable_table(out_h, "out");
+    D = vec.dim(1);
+    if (!vec.c_contiguous() || vec.dt != out.dt || out.dim(1) != D || out.dim(0) != rows)
+      throw py::value_error("embedding_matrix: vectors and out do not match");
+  }
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  int64_t found = 0, missing = 0;
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  const int64_t nvec = fill ? vec.dim(0) : 0;
+  while (PyDict_Next(word_index.ptr(), &pos, &key, &value)) {
+    if (PyBool_Check(value) || !PyIndex_Check(value))
+      throw py::type_error("word_index values must be integers, got " +
+                           type_name(value) + " for " + py::repr(key).cast<std::string>());
+    py::object iv = py::reinterpret_steal<py::object>(PyNumber_Index(value));
+    if (!iv) throw py::error_already_set();
+    int overflow = 0;
+    const long long i = PyLong_AsLongLongAndOverflow(iv.ptr(), &overflow);
+    if (i == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (overflow > 0 || (overflow == 0 && i >= cutoff)) continue;
+    if (overflow < 0 || i < 0 || i >= rows)
+      throw py::index_error("word_index[" + py::repr(key).cast<std::string>() + "] = " +
+                            py::str(iv).cast<std::string>() +
+                            " is out of range for an embedding matrix of " +
+                            std::to_string(rows) + " rows (valid indices: 0.." +
+                            std::to_string(rows - 1) + ")");
+    PyObject* r = PyDict_GetItemWithError(index.ptr(), key);
+    if (!r) {
+      if (PyErr_Occurred()) throw py::error_already_set();
+      ++missing;
+      continue;
+    }
+    ++found;
+    if (fill) {
+      const long long j = PyLong_AsLongLong(r);
+      if (j == -1 && PyErr_Occurred()) throw py::error_already_set();
+      if (j < 0 || j >= nvec) throw py::value_error("embedding_matrix: bad vectors index");
+      pairs.emplace_back(i, j);
+    }
+  }
+  if (fill && !pairs.empty()) {
+    py::gil_scoped_release nogil;
+    const int64_t isz = vec.itemsize();
+    for (const auto& p : pairs)
+      std::memcpy(out.data + p.first * D * isz, vec.data + p.second * D * isz,
+                  static_cast<size_t>(D * isz));
+  }
+  return py::make_tuple(found, missing);
+}
+
+}  // namespace
+
+void init_vectors(py::module_& m) {
+  m.def("load_vectors", &load_vectors, py::arg("source"), py::arg("name"), py::arg("format"),
+        py::arg("dtype"), py::arg("limit"), py::arg("size_hint") = -1);
+  m.def("embedding_matrix", &embedding_matrix, py::arg("word_index"), py::arg("index"),
+        py::arg("vectors"), py::arg("rows"), py::arg("cutoff"), py::arg("out") = py::none());
+}
+
 }  // namespace fe_py

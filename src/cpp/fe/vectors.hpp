@@ -1,0 +1,923 @@
+// Pretrained word-vector files: GloVe text, word2vec text / binary, fastText .vec.
+//
+// Contract (pure C++17, no Python):
+//
+//   VecSource src{read, size}
+//     read(dst, n) -> bytes read (0 at end of file, -1 on an I/O error with errno set);
+//     size: the file's size in bytes, or -1 when unknown (used only to reject lying
+//     headers early; nothing is ever allocated from a header count).
+//
+//   load_vectors<T>(src, format, limit, out) -> bool
+//     T is float or double.  Reads the file in blocks (at most kMaxBlock bytes plus one
+//     line), parses each block on all threads and appends, in file order:
+//       out.words / out.word_end   the words' UTF-8 bytes, word r is
+//                                  words[word_end[r-1] .. word_end[r])
+//       out.values                 rows x dim values, row-major
+//       out.rows, out.dim, out.format (the detected format), out.header_count (or -1)
+//     `limit` (-1: none) and a header's count stop the reading: at most
+//     min(limit, header count) vectors are read and the rest of the file is not parsed.
+//     Returns false and fills out.error on the first problem in file order (only
+//     problems in the rows that are read count).  Line numbers are 1-based physical
+//     lines (the header is line 1); byte offsets (binary) are 0-based from the file start.
+//     Results are identical for any thread count: each line is parsed on its own and
+//     per-chunk results are concatenated in order.  Duplicate words are kept here (the
+//     caller decides); parsing never throws except std::bad_alloc.
+//
+//   Text lines: `word v1 ... vD`, fields separated by runs of ' ' / '\t'; trailing
+//   spaces, '\r' (CRLF), blank lines and a UTF-8 BOM are tolerated.  A line with more
+//   than D+1 fields (glove.840B words containing spaces) takes its last D fields as the
+//   values and the rest as the word, unless all of the extra fields are numbers (then it
+//   is a ragged row).  Numbers are decimal (optional sign, digits, '.', exponent); each
+//   is rounded to float64 exactly and then to T, as numpy's float32 cast of a string
+//   does; nan, inf and values that overflow T are errors.
+//   Binary: header line, then per vector: word bytes, ' ', D little-endian float32;
+//   newlines before a word are skipped (the C tool writes one after each vector).
+#pragma once
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "fe/common.hpp"
+#include "fe/parallel.hpp"
+
+namespace fe {
+namespace vec {
+
+enum class Format { Auto = 0, Glove = 1, Word2VecText = 2, Word2VecBinary = 3, FastText = 4 };
+
+enum class ErrKind {
+  None = 0,
+  Io,             // read failed (io_errno)
+  BadHeader,      // header line is not "count dim" (token)
+  HeaderTooBig,   // header count x dim cannot fit in the file (expected=count, found=dim)
+  NoValues,       // first GloVe line has no values (cannot infer the dimension)
+  Ragged,         // expected D values, found `found`
+  BadNumber,      // token is not a number
+  NonFinite,      // token is nan / inf / overflows the dtype
+  EmptyWord,      // a line / record without a word
+  BadUtf8,        // the word is not valid UTF-8 (offset: byte within the word)
+  Truncated,      // binary: the file ends inside a record
+  TooFew,         // header announced `expected` vectors, the file holds `found`
+  Empty,          // the file holds no line at all
+};
+
+struct ParseError {
+  ErrKind kind = ErrKind::None;
+  int64_t line = -1;    // 1-based line (text) or -1
+  int64_t offset = -1;  // byte offset (binary; for BadUtf8 in text: byte within the word)
+  int64_t expected = 0;
+  int64_t found = 0;
+  std::string token;    // offending field (at most 48 bytes)
+  int io_errno = 0;
+};
+
+struct VecSource {
+  std::function<int64_t(char*, int64_t)> read;
+  int64_t size = -1;
+};
+
+// Leaves new elements uninitialised: every value slot is written by the parser before
+// it is kept, so zero-filling hundreds of megabytes first would be wasted bandwidth.
+template <class T>
+struct DefaultInitAlloc : std::allocator<T> {
+  template <class U>
+  struct rebind { using other = DefaultInitAlloc<U>; };
+  DefaultInitAlloc() = default;
+  template <class U>
+  DefaultInitAlloc(const DefaultInitAlloc<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) { ::new (static_cast<void*>(p)) U(std::forward<A>(a)...); }
+};
+
+template <class T>
+using ValueVec = std::vector<T, DefaultInitAlloc<T>>;
+
+template <class T>
+struct VectorsResult {
+  int64_t rows = 0;
+  int64_t dim = 0;
+  Format format = Format::Auto;
+  int64_t header_count = -1;
+  std::string words;
+  std::vector<int64_t> word_end;
+  ValueVec<T> values;  // rows * dim, row-major
+  ParseError error;
+};
+
+constexpr int64_t kMaxBlock = int64_t(64) << 20;
+constexpr int64_t kFirstBlock = int64_t(1) << 20;
+
+// ---------------------------------------------------------------- small parsers
+
+FE_INLINE bool is_sep(char c) noexcept { return c == ' ' || c == '\t'; }
+FE_INLINE bool is_digit(char c) noexcept { return static_cast<unsigned char>(c - '0') < 10; }
+
+// Returns the position of the first invalid byte of s[0, n) as UTF-8, or -1.  Rejects
+// overlong forms, surrogates and code points above U+10FFFF, as Python's strict decoder.
+inline int64_t utf8_invalid_at(const unsigned char* s, int64_t n) noexcept {
+  int64_t i = 0;
+  while (i < n) {
+    // ASCII runs: 8 bytes at a time.
+    while (i + 8 <= n) {
+      uint64_t w;
+      std::memcpy(&w, s + i, 8);
+      if (w & 0x8080808080808080ull) break;
+      i += 8;
+    }
+    if (i >= n) break;
+    const unsigned c = s[i];
+    if (c < 0x80) { ++i; continue; }
+    int len;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) { len = 3; lo = 0xA0; }
+    else if (c == 0xED) { len = 3; hi = 0x9F; }
+    else if (c >= 0xE1 && c <= 0xEF) len = 3;
+    else if (c == 0xF0) { len = 4; lo = 0x90; }
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else if (c == 0xF4) { len = 4; hi = 0x8F; }
+    else return i;
+    if (i + len > n) return i;
+    if (s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (int k = 2; k < len; ++k)
+      if ((s[i + k] & 0xC0) != 0x80) return i;
+    i += len;
+  }
+  return -1;
+}
+
+// Exactly representable powers of ten (Clinger's fast path).
+constexpr double kPow10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                               1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                               1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+constexpr uint64_t kPow10i[9] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+                                  100000000};
+
+// Counts the decimal digits at s (at most 8, more gives 9) and stores their value.  Reads
+// 8 bytes at once when they are inside [s, e) (SWAR: classify, then combine pairs).
+FE_INLINE int64_t leading_digits(const char* s, const char* e, uint64_t& val) noexcept {
+  if (e - s >= 8) {
+    uint64_t w;
+    std::memcpy(&w, s, 8);
+    const uint64_t x = w - 0x3030303030303030ull;
+    // High bit of a byte set when the byte is below '0' or above '9'.
+    const uint64_t nd = ((w + 0x4646464646464646ull) | x) & 0x8080808080808080ull;
+    const int n = nd ? __builtin_ctzll(nd) >> 3 : 8;
+    if (n == 0) { val = 0; return 0; }
+    uint64_t v = x << (8 * (8 - n));  // zeros in front act as leading zeros
+    v = ((v & 0x0F0F0F0F0F0F0F0Full) * 2561) >> 8;
+    v = ((v & 0x00FF00FF00FF00FFull) * 6553601) >> 16;
+    v = ((v & 0x0000FFFF0000FFFFull) * 42949672960001ull) >> 32;
+    val = v;
+    if (n == 8 && e - s > 8 && is_digit(s[8])) return 9;
+    return n;
+  }
+  uint64_t v = 0;
+  int64_t n = 0;
+  while (s + n < e && is_digit(s[n])) {
+    if (n == 8) return 9;
+    v = v * 10 + static_cast<unsigned>(s[n] - '0');
+    ++n;
+  }
+  val = v;
+  return n;
+}
+
+enum class NumStatus { Ok, Bad, Overflow };
+
+// Parses the decimal number that spans exactly [p, e) (one field) into the correctly
+// rounded double.  Short decimals (<= 19 significant digits, |exponent| <= 22 after
+// scaling, mantissa < 2^53) take one exact multiply or divide; others go to
+// std::from_chars, which is exact.
+inline NumStatus parse_number(const char* p, const char* e, double& out) noexcept {
+  const char* s = p;
+  bool neg = false;
+  if (s < e && (*s == '-' || *s == '+')) { neg = *s == '-'; ++s; }
+  const char* digits_begin = s;
+  uint64_t m = 0;
+  int sig = 0;          // significant digits taken into m
+  int64_t exp10 = 0;
+  bool any = false, lost = false;
+  for (; s < e && is_digit(*s); ++s) {
+    any = true;
+    if (m == 0 && *s == '0') continue;
+    if (sig < 19) { m = m * 10 + static_cast<unsigned>(*s - '0'); ++sig; }
+    else { ++exp10; lost = true; }
+  }
+  if (s < e && *s == '.') {
+    ++s;
+    for (; s < e && is_digit(*s); ++s) {
+      any = true;
+      if (m == 0 && *s == '0') { --exp10; continue; }
+      if (sig < 19) { m = m * 10 + static_cast<unsigned>(*s - '0'); ++sig; --exp10; }
+      else lost = true;
+    }
+  }
+  if (!any) return NumStatus::Bad;
+  if (s < e && (*s == 'e' || *s == 'E')) {
+    ++s;
+    bool eneg = false;
+    if (s < e && (*s == '-' || *s == '+')) { eneg = *s == '-'; ++s; }
+    if (s >= e || !is_digit(*s)) return NumStatus::Bad;
+    int64_t x = 0;
+    for (; s < e && is_digit(*s); ++s)
+      if (x < 100000000) x = x * 10 + (*s - '0');
+    exp10 += eneg ? -x : x;
+  }
+  if (s != e) return NumStatus::Bad;
+  if (m == 0) { out = neg ? -0.0 : 0.0; return NumStatus::Ok; }
+  if (!lost && m <= (uint64_t(1) << 53) && exp10 >= -22 && exp10 <= 22) {
+    double v = static_cast<double>(m);
+    v = exp10 < 0 ? v / kPow10[-exp10] : v * kPow10[exp10];
+    out = neg ? -v : v;
+    return NumStatus::Ok;
+  }
+  // Slow, exact path.  from_chars takes no '+', so start after the sign.
+  double v = 0;
+  auto r = std::from_chars(digits_begin, e, v, std::chars_format::general);
+  if (r.ec == std::errc::result_out_of_range) {
+    // Underflow reads as zero (as Python and numpy do); overflow is an error.
+    const int64_t magnitude = exp10 + sig;  // ~ decimal exponent of the leading digit + 1
+    if (magnitude < 0) { out = neg ? -0.0 : 0.0; return NumStatus::Ok; }
+    return NumStatus::Overflow;
+  }
+  if (r.ec != std::errc() || r.ptr != e) return NumStatus::Bad;
+  if (!std::isfinite(v)) return NumStatus::Overflow;
+  out = neg ? -v : v;
+  return NumStatus::Ok;
+}
+
+// The common case in one scan: [-]digits[.digits] with at most 8 digits on each side,
+// ending at a separator or at e.  Returns the end of the number, or nullptr to ask for
+// parse_number on the whole field (exponents, '+', long mantissas, junk).  Exact (the
+// Clinger fast path): the mantissa is an integer <= 2^53 and the divisor an exact power
+// of ten, so the one division is correctly rounded.
+FE_INLINE const char* fast_number(const char* s, const char* e, double& out) noexcept {
+  bool neg = false;
+  if (*s == '-') { neg = true; ++s; }
+  uint64_t m = 0;
+  int64_t nd = 0, frac = 0;
+  const int64_t k = leading_digits(s, e, m);
+  if (k > 8) return nullptr;
+  nd = k;
+  s += k;
+  if (s < e && *s == '.') {
+    ++s;
+    uint64_t f = 0;
+    frac = leading_digits(s, e, f);
+    if (frac > 8) return nullptr;
+    m = m * kPow10i[frac] + f;
+    nd += frac;
+    s += frac;
+  }
+  if (nd == 0 || nd > 16 || m > (uint64_t(1) << 53)) return nullptr;
+  if (s < e && !is_sep(*s)) return nullptr;
+  double v = static_cast<double>(m);
+  if (frac) v /= kPow10[frac];
+  out = neg ? -v : v;
+  return s;
+}
+
+// "count dim" with both non-negative decimal integers (at most 18 digits each).
+inline bool parse_header(const char* b, const char* e, int64_t& count, int64_t& dim) noexcept {
+  while (b < e && is_sep(*b)) ++b;
+  while (e > b && (is_sep(e[-1]) || e[-1] == '\r')) --e;
+  int64_t vals[2];
+  for (int k = 0; k < 2; ++k) {
+    const char* s = b;
+    int64_t v = 0;
+    while (b < e && is_digit(*b)) {
+      if (b - s >= 18) return false;
+      v = v * 10 + (*b - '0');
+      ++b;
+    }
+    if (b == s) return false;
+    vals[k] = v;
+    if (k == 0) {
+      if (b >= e || !is_sep(*b)) return false;
+      while (b < e && is_sep(*b)) ++b;
+    }
+  }
+  if (b != e) return false;
+  count = vals[0];
+  dim = vals[1];
+  return true;
+}
+
+inline void set_token(ParseError& err, const char* b, const char* e) {
+  err.token.assign(b, static_cast<size_t>(std::min<int64_t>(e - b, 48)));
+}
+
+// ---------------------------------------------------------------- one text line
+
+struct LineOut {
+  const char* word_b;
+  const char* word_e;
+};
+
+// "nan", "inf", "infinity" in any case, with an optional sign.
+inline bool is_nonfinite_name(const char* s, const char* e) noexcept {
+  if (s < e && (*s == '+' || *s == '-')) ++s;
+  auto eq = [&](const char* w) {
+    const int64_t n = static_cast<int64_t>(std::strlen(w));
+    if (e - s != n) return false;
+    for (int64_t i = 0; i < n; ++i)
+      if ((s[i] | 0x20) != w[i]) return false;
+    return true;
+  };
+  return eq("nan") || eq("inf") || eq("infinity");
+}
+
+// Splits [b, e) into fields (separated by runs of separators); returns the count and
+// stores the (begin, end) pairs in f.
+inline int64_t split_fields(const char* b, const char* e, std::vector<const char*>& f) {
+  f.clear();
+  int64_t n = 0;
+  const char* s = b;
+  while (s < e) {
+    while (s < e && is_sep(*s)) ++s;
+    if (s >= e) break;
+    const char* t = s;
+    while (t < e && !is_sep(*t)) ++t;
+    f.push_back(s);
+    f.push_back(t);
+    ++n;
+    s = t;
+  }
+  return n;
+}
+
+// Parses one non-blank, right-trimmed line [b, e) with D values into row[0, D).
+// Returns ErrKind::None and the word's span, or an error with err.found/token filled.
+template <class T>
+ErrKind parse_line(const char* b, const char* e, int64_t D, T* FE_RESTRICT row, LineOut& lo,
+                   ParseError& err, std::vector<const char*>& scratch) {
+  // Fast path: word, then exactly D well-formed numbers.
+  if (!is_sep(*b)) {
+    const char* w = b;
+    while (w < e && !is_sep(*w)) ++w;
+    const char* s = w;
+    int64_t j = 0;
+    bool ok = true;
+    for (; j < D; ++j) {
+      while (s < e && is_sep(*s)) ++s;
+      if (s >= e) { ok = false; break; }
+      double v;
+      const char* t = fast_number(s, e, v);
+      if (t) {
+        row[j] = static_cast<T>(v);  // below 2^53: finite in float too
+      } else {
+        t = s;
+        while (t < e && !is_sep(*t)) ++t;
+        if (parse_number(s, t, v) != NumStatus::Ok) { ok = false; break; }
+        const T x = static_cast<T>(v);
+        if (!std::isfinite(x)) { ok = false; break; }
+        row[j] = x;
+      }
+      s = t;
+    }
+    if (ok) {
+      while (s < e && is_sep(*s)) ++s;
+      if (s == e) {
+        lo.word_b = b;
+        lo.word_e = w;
+        return ErrKind::None;
+      }
+    }
+  }
+  // Slow path: count fields, then decide between a word with spaces and a ragged row.
+  const int64_t n = split_fields(b, e, scratch);
+  if (n < D + 1) {
+    err.expected = D;
+    err.found = n > 0 ? n - 1 : 0;
+    return n == 0 ? ErrKind::EmptyWord : ErrKind::Ragged;
+  }
+  const int64_t first_value = n - D;
+  if (n > D + 1) {
+    bool all_numbers = true;
+    for (int64_t k = 1; k < first_value && all_numbers; ++k) {
+      double v;
+      all_numbers = parse_number(scratch[2 * k], scratch[2 * k + 1], v) == NumStatus::Ok;
+    }
+    if (all_numbers) {
+      err.expected = D;
+      err.found = n - 1;
+      return ErrKind::Ragged;
+    }
+  }
+  for (int64_t j = 0; j < D; ++j) {
+    const char* s = scratch[2 * (first_value + j)];
+    const char* t = scratch[2 * (first_value + j) + 1];
+    double v;
+    const NumStatus st = parse_number(s, t, v);
+    const T x = static_cast<T>(v);
+    if (st != NumStatus::Ok || !std::isfinite(x)) {
+      set_token(err, s, t);
+      err.found = j;  // field position among the values
+      // "nan", "inf" and "1e999" are numbers, just not finite ones.
+      return (st != NumStatus::Bad || is_nonfinite_name(s, t)) ? ErrKind::NonFinite
+                                                               : ErrKind::BadNumber;
+    }
+    row[j] = x;
+  }
+  lo.word_b = scratch[0];
+  lo.word_e = scratch[2 * (first_value - 1) + 1];
+  return ErrKind::None;
+}
+
+// ---------------------------------------------------------------- the block reader
+
+class BlockBuffer {
+ public:
+  explicit BlockBuffer(const VecSource& src) : src_(src) {}
+
+  const char* begin() const { return buf_.data() + pos_; }
+  const char* end() const { return buf_.data() + end_; }
+  int64_t avail() const { return end_ - pos_; }
+  bool eof() const { return eof_; }
+  int64_t offset_of(const char* p) const { return base_ + (p - buf_.data()); }
+  void consume_to(const char* p) { pos_ = p - buf_.data(); }
+
+  // Keeps the unconsumed bytes and reads until at least `want` bytes are available or
+  // the file ends.  Returns false on an I/O error (errno kept in io_errno()).
+  bool fill(int64_t want) {
+    if (eof_ || avail() >= want) return true;
+    if (pos_ > 0) {
+      std::memmove(buf_.data(), buf_.data() + pos_, static_cast<size_t>(end_ - pos_));
+      base_ += pos_;
+      end_ -= pos_;
+      pos_ = 0;
+    }
+    if (static_cast<int64_t>(buf_.size()) < want) buf_.resize(static_cast<size_t>(want));
+    while (end_ < want) {
+      const int64_t r = src_.read(buf_.data() + end_, want - end_);
+      if (r < 0) {
+        errno_ = errno;
+        return false;
+      }
+      if (r == 0) { eof_ = true; break; }
+      end_ += r;
+    }
+    return true;
+  }
+  int io_errno() const { return errno_; }
+
+ private:
+  const VecSource& src_;
+  std::vector<char> buf_;
+  int64_t pos_ = 0, end_ = 0, base_ = 0;
+  bool eof_ = false;
+  int errno_ = 0;
+};
+
+// Makes sure a whole line starting at buf.begin() is in the buffer; returns its end
+// (the '\n' or buf.end() at end of file), or nullptr on an I/O error.
+inline const char* ensure_line(BlockBuffer& buf) {
+  int64_t want = std::max<int64_t>(kFirstBlock, buf.avail());
+  for (;;) {
+    const void* nl = std::memchr(buf.begin(), '\n', static_cast<size_t>(buf.avail()));
+    if (nl) return static_cast<const char*>(nl);
+    if (buf.eof()) return buf.end();
+    want = buf.avail() * 2 + kFirstBlock;
+    if (!buf.fill(want)) return nullptr;
+  }
+}
+
+inline const char* rtrim(const char* b, const char* e) {
+  while (e > b && (is_sep(e[-1]) || e[-1] == '\r')) --e;
+  return e;
+}
+
+// ---------------------------------------------------------------- text body
+
+template <class T>
+struct TextChunk {
+  const char* b = nullptr;
+  const char* e = nullptr;
+  int64_t lines = 0;      // physical lines in the chunk
+  int64_t row0 = 0;       // first row slot in the block (sum of previous chunks' lines)
+  int64_t rows = 0;       // rows parsed
+  std::string words;
+  std::vector<int64_t> ends;
+  ErrKind err = ErrKind::None;
+  int64_t err_line = 0;   // 0-based line within the chunk
+  ParseError info;
+};
+
+template <class T>
+void parse_text_chunk(TextChunk<T>& c, int64_t D, T* values) {
+  std::vector<const char*> scratch;
+  const char* s = c.b;
+  int64_t line = 0;
+  T* row = values + c.row0 * D;
+  while (s < c.e) {
+    const char* nl = static_cast<const char*>(std::memchr(s, '\n', static_cast<size_t>(c.e - s)));
+    const char* le = nl ? nl : c.e;
+    const char* te = rtrim(s, le);
+    if (te > s) {
+      LineOut lo;
+      ErrKind k = parse_line<T>(s, te, D, row, lo, c.info, scratch);
+      if (k == ErrKind::None) {
+        const int64_t bad = utf8_invalid_at(reinterpret_cast<const unsigned char*>(lo.word_b),
+                                            lo.word_e - lo.word_b);
+        if (bad >= 0) {
+          k = ErrKind::BadUtf8;
+          c.info.offset = bad;
+        }
+      }
+      if (k != ErrKind::None) {
+        c.err = k;
+        c.err_line = line;
+        return;
+      }
+      c.words.append(lo.word_b, static_cast<size_t>(lo.word_e - lo.word_b));
+      c.ends.push_back(static_cast<int64_t>(c.words.size()));
+      ++c.rows;
+      row += D;
+    }
+    ++line;
+    s = le + 1;
+  }
+}
+
+template <class T>
+bool fail(VectorsResult<T>& out, ErrKind k, int64_t line, int64_t offset) {
+  out.error.kind = k;
+  out.error.line = line;
+  out.error.offset = offset;
+  return false;
+}
+
+// Splits [b, e) (whole lines) into about `parts` chunks at line boundaries.
+template <class T>
+void split_chunks(const char* b, const char* e, int64_t parts, std::vector<TextChunk<T>>& cs) {
+  cs.clear();
+  const int64_t n = e - b;
+  const char* s = b;
+  for (int64_t p = 1; p <= parts && s < e; ++p) {
+    const char* t = p == parts ? e : b + n * p / parts;
+    if (t < s) t = s;
+    if (t < e) {
+      const void* nl = std::memchr(t, '\n', static_cast<size_t>(e - t));
+      t = nl ? static_cast<const char*>(nl) + 1 : e;
+    }
+    if (t > s) {
+      cs.emplace_back();
+      cs.back().b = s;
+      cs.back().e = t;
+    }
+    s = t;
+  }
+}
+
+// Capacity for the rows still to come: the size left / the first line's length, with
+// room to spare, never more than `need` or than the rows the bytes left can hold.
+inline int64_t estimate_rows(int64_t left_bytes, int64_t line_bytes, int64_t min_row_bytes,
+                             int64_t need) {
+  if (left_bytes < 0) return 0;
+  int64_t est = left_bytes / std::max<int64_t>(1, line_bytes);
+  est += est / 8 + 1024;
+  est = std::min(est, left_bytes / std::max<int64_t>(1, min_row_bytes) + 1);
+  return std::min(est, need);
+}
+
+template <class T>
+bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_line,
+                     int64_t file_size, VectorsResult<T>& out) {
+  bool first_block = true;
+  int64_t line_no = first_line;  // 1-based number of the next line
+  std::vector<TextChunk<T>> cs;
+  int64_t avg_row_bytes = 0;
+  int64_t bytes_done = 0;
+  while (out.rows < need) {
+    // Size the next read: a full block, or about what the remaining rows need.
+    int64_t want = kMaxBlock;
+    if (need != std::numeric_limits<int64_t>::max()) {
+      const int64_t per = avg_row_bytes > 0 ? avg_row_bytes : 16 * D + 32;
+      const int64_t left = need - out.rows;
+      if (left < kMaxBlock / per) want = std::max<int64_t>(left * per + left * per / 8 + 4096,
+                                                           int64_t(64) << 10);
+    }
+    if (!buf.fill(std::max(want, buf.avail()))) {
+      out.error.io_errno = buf.io_errno();
+      return fail(out, ErrKind::Io, line_no, -1);
+    }
+    if (buf.avail() == 0) break;
+    const char* b = buf.begin();
+    const char* e = buf.end();
+    if (!buf.eof()) {
+      // Whole lines only; a line longer than the block makes the buffer grow.
+      const char* p = e;
+      while (p > b && p[-1] != '\n') --p;
+      if (p == b) {
+        const char* le = ensure_line(buf);
+        if (!le) {
+          out.error.io_errno = buf.io_errno();
+          return fail(out, ErrKind::Io, line_no, -1);
+        }
+        b = buf.begin();
+        e = le < buf.end() ? le + 1 : le;
+      } else {
+        e = p;
+      }
+    }
+    const int64_t nbytes = e - b;
+    if (first_block && file_size >= 0) {
+      first_block = false;
+      const void* nl = std::memchr(b, '\n', static_cast<size_t>(nbytes));
+      const int64_t line_bytes = nl ? static_cast<const char*>(nl) - b + 1 : nbytes;
+      const int64_t est =
+          estimate_rows(file_size - buf.offset_of(b), line_bytes, 2 * D + 1, need);
+      out.values.reserve(static_cast<size_t>((out.rows + est) * D));
+    }
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(256, nbytes >> 20));
+    split_chunks<T>(b, e, parts, cs);
+    // Pass 1: count lines, so every chunk can write its rows in place.
+    const int64_t nc = static_cast<int64_t>(cs.size());
+    parallel_for(nc, 1, [&](int64_t cb, int64_t ce, int) {
+      for (int64_t c = cb; c < ce; ++c) {
+        int64_t lines = 0;
+        const char* s = cs[c].b;
+        while (s < cs[c].e) {
+          const void* nl = std::memchr(s, '\n', static_cast<size_t>(cs[c].e - s));
+          ++lines;
+          if (!nl) break;
+          s = static_cast<const char*>(nl) + 1;
+        }
+        cs[c].lines = lines;
+      }
+    });
+    int64_t slots = 0;
+    for (auto& c : cs) {
+      c.row0 = slots;
+      slots += c.lines;
+    }
+    const size_t old = out.values.size();
+    out.values.resize(old + static_cast<size_t>(slots * D));
+    T* vals = out.values.data() + old;
+    // Pass 2: parse.
+    parallel_for(nc, 1, [&](int64_t cb, int64_t ce, int) {
+      for (int64_t c = cb; c < ce; ++c) parse_text_chunk<T>(cs[c], D, vals);
+    });
+    // Concatenate in order; the first error among the rows we keep wins.
+    int64_t kept = 0;
+    bool done = false;
+    for (auto& c : cs) {
+      const int64_t left = need - out.rows;
+      if (c.err != ErrKind::None && c.rows < left) {
+        out.error = c.info;
+        return fail(out, c.err, line_no + c.err_line, out.error.offset);
+      }
+      const int64_t take = std::min(c.rows, left);
+      if (take > 0 && c.row0 != kept)
+        std::memmove(vals + kept * D, vals + c.row0 * D, static_cast<size_t>(take * D) * sizeof(T));
+      const int64_t base = static_cast<int64_t>(out.words.size());
+      if (take > 0) {
+        const int64_t wbytes = c.ends[take - 1];
+        out.words.append(c.words.data(), static_cast<size_t>(wbytes));
+        for (int64_t r = 0; r < take; ++r) out.word_end.push_back(base + c.ends[r]);
+      }
+      kept += take;
+      out.rows += take;
+      line_no += c.lines;
+      if (out.rows >= need) { done = true; break; }
+    }
+    out.values.resize(old + static_cast<size_t>(kept * D));
+    bytes_done += nbytes;
+    if (out.rows > 0) avg_row_bytes = std::max<int64_t>(1, bytes_done / out.rows);
+    buf.consume_to(e);
+    if (done) break;
+    if (buf.eof() && buf.avail() == 0) break;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- binary body
+
+struct BinRecord {
+  int64_t word_b, word_e, vals;  // offsets in the current buffer
+};
+
+template <class T>
+bool parse_binary_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t file_size,
+                       VectorsResult<T>& out) {
+  const int64_t vbytes = 4 * D;
+  std::vector<BinRecord> recs;
+  if (file_size >= 0)
+    out.values.reserve(static_cast<size_t>(
+        estimate_rows(file_size - buf.offset_of(buf.begin()), vbytes + 2, vbytes + 1, need) * D));
+  while (out.rows < need) {
+    if (!buf.fill(std::max(kMaxBlock, buf.avail()))) {
+      out.error.io_errno = buf.io_errno();
+      return fail(out, ErrKind::Io, -1, buf.offset_of(buf.begin()));
+    }
+    const char* base = buf.begin();
+    const char* e = buf.end();
+    const char* s = base;
+    recs.clear();
+    // Sequential scan: records have variable length, so only a walk finds them.
+    while (out.rows + static_cast<int64_t>(recs.size()) < need) {
+      while (s < e && *s == '\n') ++s;
+      if (s >= e) break;
+      const char* sp = static_cast<const char*>(std::memchr(s, ' ', static_cast<size_t>(e - s)));
+      if (!sp || e - (sp + 1) < vbytes) {
+        if (!buf.eof()) break;  // the record continues in the next block
+        if (sp == nullptr) out.error.token.assign(s, static_cast<size_t>(std::min<int64_t>(e - s, 48)));
+        out.error.expected = vbytes;
+        out.error.found = sp ? e - (sp + 1) : -1;
+        return fail(out, ErrKind::Truncated, -1, buf.offset_of(s));
+      }
+      if (sp == s) return fail(out, ErrKind::EmptyWord, -1, buf.offset_of(s));
+      recs.push_back({s - base, sp - base, sp + 1 - base});
+      s = sp + 1 + vbytes;
+    }
+    const int64_t n = static_cast<int64_t>(recs.size());
+    if (n == 0) {
+      if (buf.eof()) break;
+      // One record larger than the buffer: grow it.
+      if (!buf.fill(buf.avail() * 2 + vbytes + kFirstBlock)) {
+        out.error.io_errno = buf.io_errno();
+        return fail(out, ErrKind::Io, -1, buf.offset_of(buf.begin()));
+      }
+      continue;
+    }
+    const size_t old = out.values.size();
+    out.values.resize(old + static_cast<size_t>(n * D));
+    T* vals = out.values.data() + old;
+    // One slot per possible part (the pool never uses more than 256 threads).
+    std::vector<int64_t> bad(257, -1);
+    std::vector<int64_t> bad_kind(bad.size(), 0);
+    parallel_for(n, 4096, [&](int64_t rb, int64_t re, int part) {
+      for (int64_t r = rb; r < re; ++r) {
+        const BinRecord& rc = recs[r];
+        const unsigned char* w = reinterpret_cast<const unsigned char*>(base + rc.word_b);
+        const int64_t u = utf8_invalid_at(w, rc.word_e - rc.word_b);
+        if (u >= 0) { bad[part] = r; bad_kind[part] = u; return; }
+        const char* src = base + rc.vals;
+        T* dst = vals + r * D;
+        for (int64_t j = 0; j < D; ++j) {
+          uint32_t bits;
+          std::memcpy(&bits, src + 4 * j, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+          bits = __builtin_bswap32(bits);
+#endif
+          float f;
+          std::memcpy(&f, &bits, 4);
+          if (!std::isfinite(f)) { bad[part] = r; bad_kind[part] = -1 - j; return; }
+          dst[j] = static_cast<T>(f);
+        }
+      }
+    });
+    int64_t first = -1, kind = 0;
+    for (size_t p = 0; p < bad.size(); ++p)
+      if (bad[p] >= 0 && (first < 0 || bad[p] < first)) { first = bad[p]; kind = bad_kind[p]; }
+    if (first >= 0) {
+      const BinRecord& rc = recs[first];
+      if (kind >= 0) {
+        out.error.token.assign(base + rc.word_b,
+                               static_cast<size_t>(std::min<int64_t>(rc.word_e - rc.word_b, 48)));
+        return fail(out, ErrKind::BadUtf8, -1, buf.offset_of(base + rc.word_b) + kind);
+      }
+      const int64_t j = -1 - kind;
+      out.error.found = j;
+      set_token(out.error, base + rc.word_b, base + rc.word_e);
+      return fail(out, ErrKind::NonFinite, -1, buf.offset_of(base + rc.vals + 4 * j));
+    }
+    const int64_t wbase = static_cast<int64_t>(out.words.size());
+    int64_t wlen = 0;
+    for (const auto& rc : recs) wlen += rc.word_e - rc.word_b;
+    out.words.reserve(static_cast<size_t>(wbase + wlen));
+    for (const auto& rc : recs) {
+      out.words.append(base + rc.word_b, static_cast<size_t>(rc.word_e - rc.word_b));
+      out.word_end.push_back(static_cast<int64_t>(out.words.size()));
+    }
+    out.rows += n;
+    buf.consume_to(s);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- entry point
+
+template <class T>
+bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult<T>& out) {
+  BlockBuffer buf(src);
+  const int64_t want_first = limit >= 0 ? std::min<int64_t>(kFirstBlock, 64 << 10) : kFirstBlock;
+  if (!buf.fill(want_first)) {
+    out.error.io_errno = buf.io_errno();
+    return fail(out, ErrKind::Io, 1, 0);
+  }
+  // A UTF-8 byte order mark is not part of the first word.
+  if (buf.avail() >= 3 && std::memcmp(buf.begin(), "\xEF\xBB\xBF", 3) == 0)
+    buf.consume_to(buf.begin() + 3);
+  int64_t line_no = 1;
+  // Skip leading blank lines (text formats only would have them; harmless otherwise).
+  const char* le = nullptr;
+  for (;;) {
+    le = ensure_line(buf);
+    if (!le) {
+      out.error.io_errno = buf.io_errno();
+      return fail(out, ErrKind::Io, line_no, -1);
+    }
+    if (buf.avail() == 0) return fail(out, ErrKind::Empty, line_no, -1);
+    if (rtrim(buf.begin(), le) > buf.begin() || le == buf.end()) break;
+    buf.consume_to(le + 1);
+    ++line_no;
+  }
+  const char* b = buf.begin();
+  int64_t count = -1, dim = -1;
+  const bool has_header = parse_header(b, le, count, dim);
+  if (fmt == Format::Word2VecText || fmt == Format::FastText || fmt == Format::Word2VecBinary) {
+    if (!has_header) {
+      set_token(out.error, b, rtrim(b, le));
+      return fail(out, ErrKind::BadHeader, line_no, -1);
+    }
+  }
+  const bool use_header = has_header && fmt != Format::Glove;
+  const int64_t header_line = line_no;
+  const int64_t size = src.size;
+  int64_t need = limit >= 0 ? limit : std::numeric_limits<int64_t>::max();
+  if (use_header) {
+    out.header_count = count;
+    if (dim < 1) {
+      set_token(out.error, b, rtrim(b, le));
+      return fail(out, ErrKind::BadHeader, line_no, -1);
+    }
+    need = std::min(need, count);
+    buf.consume_to(le < buf.end() ? le + 1 : le);
+    ++line_no;
+    // Decide text vs binary from the first record: a text line holds >= D+1 fields whose
+    // last D are numbers; float32 bytes practically never do.
+    Format f = fmt;
+    if (f == Format::Auto) {
+      f = Format::Word2VecText;
+      if (count > 0) {
+        const char* l2 = ensure_line(buf);
+        if (!l2) {
+          out.error.io_errno = buf.io_errno();
+          return fail(out, ErrKind::Io, line_no, -1);
+        }
+        const char* s = buf.begin();
+        const char* t = rtrim(s, l2);
+        std::vector<const char*> fl;
+        const int64_t n = split_fields(s, t, fl);
+        bool text = n >= dim + 1 && std::memchr(s, '\0', static_cast<size_t>(t - s)) == nullptr;
+        for (int64_t k = n - dim; text && k < n; ++k) {
+          double v;
+          text = parse_number(fl[2 * k], fl[2 * k + 1], v) != NumStatus::Bad;
+        }
+        if (!text) f = Format::Word2VecBinary;
+      }
+    }
+    out.format = f;
+    out.dim = dim;
+    // Reject a header that cannot be true before reading further: each vector needs at
+    // least 4*D+1 bytes (binary) or 2*D+1 (text).
+    if (size >= 0 && need > 0) {
+      const int64_t rec = f == Format::Word2VecBinary ? 4 : 2;
+      const int64_t body = std::max<int64_t>(0, size - buf.offset_of(buf.begin()));
+      const bool fits = dim <= body && need <= (body + 1) / (rec * dim + 1);
+      if (!fits) {
+        out.error.expected = count;
+        out.error.found = dim;
+        out.error.offset = body;
+        return fail(out, ErrKind::HeaderTooBig, header_line, body);
+      }
+    }
+    bool ok = f == Format::Word2VecBinary
+                  ? parse_binary_body<T>(buf, dim, need, size, out)
+                  : parse_text_body<T>(buf, dim, need, line_no, size, out);
+    if (!ok) return false;
+    if (out.rows < need) {
+      out.error.expected = need;
+      out.error.found = out.rows;
+      return fail(out, ErrKind::TooFew, header_line, -1);
+    }
+    return true;
+  }
+  // GloVe: no header; the first line's field count gives the dimension.
+  out.format = Format::Glove;
+  std::vector<const char*> fl;
+  const int64_t n = split_fields(b, rtrim(b, le), fl);
+  if (n < 2) {
+    set_token(out.error, b, rtrim(b, le));
+    return fail(out, ErrKind::NoValues, line_no, -1);
+  }
+  out.dim = n - 1;
+  return parse_text_body<T>(buf, out.dim, need, line_no, size, out);
+}
+
+}  // namespace vec
+}  // namespace fe
