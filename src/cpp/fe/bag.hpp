@@ -87,7 +87,7 @@ inline int64_t check_offsets(const int64_t* offsets, int64_t nbags, int64_t n,
 
 namespace bag_detail {
 
-constexpr int64_t kAhead = 8;                  // ids to look ahead when prefetching rows
+constexpr int64_t kAhead = 20;  // ids to look ahead when prefetching rows (measured: 16-24 best)
 constexpr int64_t kGrainBytes = 128 * 1024;    // work per chunk before threads pay off
 
 template <class T>
