@@ -226,9 +226,13 @@ class Embedding:
         shape = (self.input_dim, self.output_dim)
         if weights is not None:
             self.embeddings = np.zeros(shape, dtype=self.dtype)
-            self.set_weights(weights if isinstance(weights, (list, tuple)) else [weights])
+            # Keras: a one-element list holds the matrix; anything else is the matrix.
+            one = isinstance(weights, (list, tuple)) and len(weights) == 1
+            self.set_weights(list(weights) if one else [weights])
         else:
-            init = "zeros" if embeddings_initializer == "custom" else embeddings_initializer
+            init = embeddings_initializer
+            if isinstance(init, str) and init == "custom":
+                init = "zeros"  # from a config: the table comes from elsewhere (weights, load)
             self.embeddings = _initial_table(init, shape, self.dtype, seed)
         self._last_ids = None
 
