@@ -200,7 +200,7 @@ def _as_vectors(vectors):
 def _rows_and_cutoff(word_index, num_words):
     rows = len(word_index) + 1
     if num_words is None:
-        return rows, rows
+        return rows, 2**63 - 1
     if isinstance(num_words, bool) or not isinstance(num_words, (int, np.integer)):
         raise TypeError(f"num_words must be an int or None, got {type(num_words).__name__}")
     if num_words < 0:

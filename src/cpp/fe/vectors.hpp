@@ -858,8 +858,8 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
     need = std::min(need, count);
     buf.consume_to(le < buf.end() ? le + 1 : le);
     ++line_no;
-    // Decide text vs binary from the first record: a text line holds >= D+1 fields whose
-    // last D are numbers; float32 bytes practically never do.
+    // Decide text vs binary from the first record: a text line holds a word and then
+    // numbers separated by spaces; float32 bytes practically never do.
     Format f = fmt;
     if (f == Format::Auto) {
       f = Format::Word2VecText;
@@ -873,8 +873,9 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
         const char* t = rtrim(s, l2);
         std::vector<const char*> fl;
         const int64_t n = split_fields(s, t, fl);
-        bool text = n >= dim + 1 && std::memchr(s, '\0', static_cast<size_t>(t - s)) == nullptr;
-        for (int64_t k = n - dim; text && k < n; ++k) {
+        // A ragged first row is still text (and reported as ragged).
+        bool text = n >= 2 && std::memchr(s, '\0', static_cast<size_t>(t - s)) == nullptr;
+        for (int64_t k = std::max<int64_t>(1, n - dim); text && k < n; ++k) {
           double v;
           text = parse_number(fl[2 * k], fl[2 * k + 1], v) != NumStatus::Bad;
         }
