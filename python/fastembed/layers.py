@@ -366,6 +366,17 @@ class Embedding:
         """
         path = os.fspath(path).rstrip(os.sep) or os.sep
         new, old = path + _NEW_SUFFIX, path + _OLD_SUFFIX
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"{path} exists and is not a folder")
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(path):
+            # A crash between the two renames of an earlier save: put its best complete
+            # copy back at `path` first, so that it stays the old copy of this save.
+            for cand in (new, old):
+                if os.path.isdir(cand) and _complete_copy(cand):
+                    os.rename(cand, path)
+                    _fsync_dir(parent)
+                    break
         if os.path.exists(new):
             shutil.rmtree(new)
         os.makedirs(new)
@@ -383,14 +394,11 @@ class Embedding:
             os.fsync(f.fileno())
         os.replace(tmp_cfg, os.path.join(new, _CONFIG_FILE))
         _fsync_dir(new)
-        parent = os.path.dirname(os.path.abspath(path))
         if os.path.isdir(path):
             if os.path.exists(old):
                 shutil.rmtree(old)
             os.rename(path, old)
             _fsync_dir(parent)
-        elif os.path.exists(path):
-            raise ValueError(f"{path} exists and is not a folder")
         os.rename(new, path)
         _fsync_dir(parent)
         if os.path.exists(old):
