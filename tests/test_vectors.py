@@ -511,3 +511,29 @@ def test_from_pretrained_frozen(pretrained):
     emb = fe.Embedding.from_pretrained(m)
     np.testing.assert_array_equal(emb(np.array([[1, 2, 3, 0]])), m[[[1, 2, 3, 0]]])
     assert not emb.trainable
+
+
+# ------------------------------------------------------------------ the example
+
+def test_pretrained_embeddings_example(tmp_path, capsys, caplog):
+    import logging
+
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "examples",
+                        "pretrained_embeddings.py")
+    spec = importlib.util.spec_from_file_location("pretrained_embeddings_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    vec_path, txt_path = mod.make_synthetic(str(tmp_path), dim=16, n_texts=600, seed=1)
+    # Also as word2vec binary: the example must not care about the format.
+    wv = fe.load_vectors(vec_path)
+    write_binary(tmp_path / "v.bin", wv.words, wv.vectors)
+    for vp in (vec_path, str(tmp_path / "v.bin")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pretrained_embeddings"):
+            assert mod.main([vp, txt_path, "--epochs", "4", "--maxlen", "20"]) == 0
+        out = capsys.readouterr().out
+        assert "(8 misses)" in caplog.text
+        acc = float(out.strip().splitlines()[-1].split()[-1])
+        assert acc > 0.6, out  # four balanced classes: chance is 0.25
