@@ -22,10 +22,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 PY="$VENV/bin/python"
+# pip's exit status is kept; only the local-index noise is filtered from its stderr.
+pip_install() { "$PY" -m pip install -q "$@" 2> >(grep -v "is ignored: it is neither" >&2); }
 # Build requirements (installed here because the build runs without isolation, so the
 # flags below reach CMake) and the test requirements.  torch imports and runs fine under
 # the ASan runtime (checked with torch 2.13 CPU), so the torch comparisons run here too.
-"$PY" -m pip install -q "scikit-build-core>=0.10" "pybind11>=2.12" "cython>=3.0" \
+pip_install "scikit-build-core>=0.10" "pybind11>=2.12" "cython>=3.0" \
   "cython-cmake>=0.2" cmake ninja numpy "pytest>=7" "hypothesis>=6" "pytest-benchmark>=4" \
   "keras-preprocessing==1.1.2" torch==2.13.0
 
@@ -44,9 +46,11 @@ flock "$LOCK" "$PY" -m pip install -q --no-deps --no-build-isolation --force-rei
 echo "== asan: build took $(( $(date +%s) - start )) s"
 
 # The ASan runtime must be the first library loaded into the process (python itself is
-# not instrumented); libubsan is a normal dependency of the extension.
+# not instrumented); libubsan is a normal dependency of the extension.  libstdc++ is
+# preloaded too: python does not link it, and without it at start-up ASan cannot find the
+# real __cxa_throw and aborts on the first C++ exception ("CHECK failed ... real___cxa_throw").
 ASAN_LIB="$(gcc -print-file-name=libasan.so)"
-export LD_PRELOAD="$ASAN_LIB"
+export LD_PRELOAD="$ASAN_LIB:$(gcc -print-file-name=libstdc++.so)"
 # detect_leaks=0: CPython and numpy keep allocations alive until exit on purpose.
 # detect_container_overflow=0: the extension's libstdc++ is not instrumented.
 export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=0:exitcode=86:detect_container_overflow=0:detect_stack_use_after_return=1:strict_init_order=1:symbolize=1"
