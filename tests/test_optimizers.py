@@ -544,3 +544,20 @@ def test_duplicates_are_summed_first(ids, kind):
         w = make_emb(np.random.default_rng(len(ids)), V, D, dtype=np.float64).embeddings
         np.add.at(w, g.indices, -0.1 * g.values)
         np.testing.assert_allclose(emb.embeddings, w, rtol=1e-12, atol=1e-12)
+
+
+def test_memory_mapped_r_plus_table_is_updated_in_the_file(tmp_path):
+    rng = np.random.default_rng(23)
+    emb = make_emb(rng, 50, 4)
+    emb.save(tmp_path / "m")
+    mm = fe.Embedding.load(tmp_path / "m", mmap_mode="r+")
+    mm.trainable = True
+    g = sparse_grad(rng, 50, 4, 10)
+    ref = fe.Embedding(50, 4, weights=[emb.embeddings.copy()])
+    for opt, var in ((Adam(0.1), mm), (Adam(0.1), ref)):
+        opt.apply_gradients([(g, var)])
+    if hasattr(mm.embeddings, "flush"):
+        mm.embeddings.flush()
+    del mm
+    again = fe.Embedding.load(tmp_path / "m")
+    assert again.embeddings.tobytes() == ref.embeddings.tobytes()
