@@ -524,7 +524,7 @@ def test_concurrent_calls_are_serialized():
         assert opt.get_step(embs[i]) == 8
 
 
-@settings(max_examples=25)
+@settings(max_examples=min(25, settings.default.max_examples))
 @given(ids=st.lists(st.integers(0, 15), min_size=1, max_size=60),
        kind=st.sampled_from(["sgd", "adagrad", "adam"]))
 def test_duplicates_are_summed_first(ids, kind):
