@@ -420,3 +420,28 @@ def test_random_bags_match_reference(data):
     sg = layer.backward(grad)
     np.testing.assert_allclose(sg.to_dense(), ref_grad(table, ids, cuts, mode, psw, mask, grad),
                                rtol=1e-10, atol=1e-12)
+
+
+def test_baseline_and_simd_builds_are_bit_identical(rng):
+    """FASTEMBED_CPU=baseline (read once per process) gives the same bytes as the default."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np, fastembed as fe, sys\n"
+        "rng = np.random.default_rng(5)\n"
+        "t = rng.standard_normal((3000, 64)).astype(np.float32)\n"
+        "ids = ((rng.zipf(1.3, size=(400, 20)) - 1) % 3000)\n"
+        "w = rng.random((400, 20)).astype(np.float32)\n"
+        "outs = [fe.ops.embedding_bag(t, ids, mode=m) for m in ('sum', 'mean', 'max')]\n"
+        "outs.append(fe.ops.embedding_bag(t, ids, mode='mean', per_sample_weights=w,"
+        " mask_zero=True))\n"
+        "sys.stdout.write(b''.join(o.tobytes() for o in outs).hex())\n"
+    )
+    import os
+    res = {}
+    for cpu in ("baseline", ""):
+        env = dict(os.environ, FASTEMBED_CPU=cpu)
+        res[cpu] = subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                                  capture_output=True, text=True).stdout
+    assert len(res["baseline"]) > 1000 and res["baseline"] == res[""]

@@ -47,6 +47,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -96,10 +97,31 @@ FE_INLINE void prefetch_row(const T* row, int64_t bytes) noexcept {
   for (int64_t o = 0; o < bytes; o += 64) prefetch_read(p + o);
 }
 
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#define FE_BAG_AVX2 1
+#endif
+
+// The pooling loops are also compiled for AVX2 (half the adds per row) and chosen at run
+// time; FASTEMBED_CPU=baseline forces the baseline build.  Both do the same additions in
+// the same order, so their results are bit-identical.
+inline bool bag_use_avx2() noexcept {
+#ifdef FE_BAG_AVX2
+  static const bool use = [] {
+    const char* env = std::getenv("FASTEMBED_CPU");
+    if (env && std::strcmp(env, "baseline") == 0) return false;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") != 0;
+  }();
+  return use;
+#else
+  return false;
+#endif
+}
+
 // Pools the bags [b0, b1); FD > 0 is the compile-time row width (accumulators stay in
 // registers), FD == 0 uses the runtime `dim_rt` and accumulates in the output row.
 template <class T, class I, int64_t FD, BagMode M, bool W, bool MASK, bool ARG>
-int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t dim_rt, int64_t stride,
+FE_INLINE int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t dim_rt, int64_t stride,
                    const I* ids, const BagLayout& lay, const T* psw, T* FE_RESTRICT out,
                    int64_t* FE_RESTRICT argmax, int64_t b0, int64_t b1) {
   const int64_t dim = FD > 0 ? FD : dim_rt;
@@ -176,6 +198,24 @@ int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t dim_rt, int
   return -1;
 }
 
+template <class T, class I, int64_t FD, BagMode M, bool W, bool MASK, bool ARG>
+int64_t pool_range_base(const T* table, int64_t rows, int64_t dim, int64_t stride,
+                        const I* ids, const BagLayout& lay, const T* psw, T* out,
+                        int64_t* argmax, int64_t b0, int64_t b1) {
+  return pool_range<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay, psw, out,
+                                               argmax, b0, b1);
+}
+
+#ifdef FE_BAG_AVX2
+template <class T, class I, int64_t FD, BagMode M, bool W, bool MASK, bool ARG>
+__attribute__((target("avx2"))) int64_t pool_range_avx2(
+    const T* table, int64_t rows, int64_t dim, int64_t stride, const I* ids,
+    const BagLayout& lay, const T* psw, T* out, int64_t* argmax, int64_t b0, int64_t b1) {
+  return pool_range<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay, psw, out,
+                                               argmax, b0, b1);
+}
+#endif
+
 template <class F>
 auto dispatch_bag_dim(int64_t dim, F&& f) {
   switch (dim) {
@@ -198,9 +238,15 @@ int64_t pool_all(const T* table, int64_t rows, int64_t dim, int64_t stride, cons
   const int64_t grain = std::max<int64_t>(1, kGrainBytes / per_bag);
   return dispatch_bag_dim(dim, [&](auto fd) -> int64_t {
     constexpr int64_t FD = decltype(fd)::value;
+    const bool avx2 = bag_use_avx2();
     auto range = [&](int64_t b, int64_t e) {
-      return pool_range<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay, psw,
-                                                   out, argmax, b, e);
+#ifdef FE_BAG_AVX2
+      if (avx2)
+        return pool_range_avx2<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay,
+                                                          psw, out, argmax, b, e);
+#endif
+      return pool_range_base<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay, psw,
+                                                        out, argmax, b, e);
     };
     const int parts = plan_parts(nb, grain);
     if (parts == 1) return range(0, nb);
