@@ -537,3 +537,71 @@ def test_pretrained_embeddings_example(tmp_path, capsys, caplog):
         assert "(8 misses)" in caplog.text
         acc = float(out.strip().splitlines()[-1].split()[-1])
         assert acc > 0.6, out  # four balanced classes: chance is 0.25
+
+
+# ------------------------------------------------------------------ block boundaries
+
+def _core_load(data, fmt="auto", limit=-1, block=0, dtype="float32"):
+    from fastembed import _core
+
+    words, index, vectors, dim, dups, fmt_out, _ = _core.load_vectors(
+        data, "mem", fmt, dtype, limit, -1, block)
+    return words, vectors
+
+
+@pytest.mark.parametrize("block", [16, 37, 100, 1000])
+def test_small_blocks_cross_every_boundary(tmp_path, block):
+    """Tiny blocks put lines and binary records across block ends everywhere."""
+    words = [f"w{i}\u00e9" for i in range(60)]
+    vecs = rand_vecs(60, 9, seed=block)
+    for data in (write_text(tmp_path / "v.txt", words, vecs, eol="\r\n").read_bytes(),
+                 write_text(tmp_path / "v.vec", words, vecs, header=True,
+                            trailing=" ").read_bytes(),
+                 write_binary(tmp_path / "v.bin", words, vecs).read_bytes(),
+                 write_binary(tmp_path / "w.bin", words, vecs, newline=False).read_bytes()):
+        got_words, got = _core_load(data, block=block)
+        assert got_words == words
+        assert got.tobytes() == vecs.tobytes()
+        for lim in (0, 1, 7, 59):
+            lw, lv = _core_load(data, limit=lim, block=block)
+            assert lw == words[:lim] and lv.tobytes() == vecs[:lim].tobytes()
+    # errors are found at the same place whatever the block size
+    bad = write_text(tmp_path / "b.txt", words, vecs).read_bytes().split(b"\n")
+    bad[41] = bad[41].rsplit(b" ", 1)[0]
+    with pytest.raises(ValueError, match=r"mem, line 42: ragged row: expected 9 values"):
+        _core_load(b"\n".join(bad), block=block)
+    full = write_binary(tmp_path / "t.bin", words, vecs).read_bytes()
+    with pytest.raises(ValueError, match="mem, byte offset"):
+        _core_load(full[:-3], block=block)
+
+
+def test_long_line_grows_the_buffer():
+    line = b"w " + b" ".join([b"0.25"] * 5000) + b"\n"
+    words, vecs = _core_load(line * 3, block=64)
+    assert words == ["w"] and vecs.shape == (1, 5000) and (vecs == 0.25).all()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs a FIFO")
+@pytest.mark.parametrize("kind", ["glove", "binary"])
+def test_fifo_is_read_in_blocks(tmp_path, kind):
+    import threading
+
+    words = [f"w{i}" for i in range(300)]
+    vecs = rand_vecs(300, 20)
+    src = (write_text(tmp_path / "src", words, vecs) if kind == "glove"
+           else write_binary(tmp_path / "src", words, vecs)).read_bytes()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def writer():
+        with open(fifo, "wb") as f:
+            for i in range(0, len(src), 4096):
+                f.write(src[i:i + 4096])
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        wv = fe.load_vectors(fifo)
+    finally:
+        t.join(timeout=30)
+    assert wv.words == words and wv.vectors.tobytes() == vecs.tobytes()

@@ -8,7 +8,9 @@ embeddings" example, ready for ``Embedding.from_pretrained``.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
+import stat
 from collections.abc import Mapping
 
 import numpy as np
@@ -152,9 +154,22 @@ def load_vectors(path, format="auto", dtype="float32", limit=None):
     name = os.fsdecode(fspath)
     with open(fspath, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
-        size = st.st_size if (st.st_mode & 0o170000) == 0o100000 else -1
-        words, index, vectors, dim, dups, fmt, _count = _core.load_vectors(
-            f.fileno(), name, format, dt, lim, size)
+        if not stat.S_ISREG(st.st_mode):
+            # A pipe or device: read in blocks from the descriptor.
+            res = _core.load_vectors(f.fileno(), name, format, dt, lim, -1)
+        elif st.st_size == 0:
+            res = _core.load_vectors(b"", name, format, dt, lim, 0)
+        else:
+            # Parsed in place from a read-only mapping: no copy of the file, and with
+            # `limit` only the pages that are parsed are read.
+            flags = mmap.MAP_SHARED
+            if lim < 0 and hasattr(mmap, "MAP_POPULATE"):
+                flags |= mmap.MAP_POPULATE
+            with mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ) as mm:
+                if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
+                    mm.madvise(mmap.MADV_SEQUENTIAL)
+                res = _core.load_vectors(mm, name, format, dt, lim, st.st_size)
+    words, index, vectors, dim, dups, fmt, _count = res
     if dups:
         _log.warning("%s: %d duplicate words ignored (the first vector of each is kept)",
                      name, dups)

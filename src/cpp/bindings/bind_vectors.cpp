@@ -172,10 +172,11 @@ py::tuple finish(fe::vec::VectorsResult<T>& r) {
 
 // load_vectors(source, name, format, dtype, limit) -> (words, index, vectors, dim,
 // n_duplicates, format, header_count).  `source` is an int file descriptor (read from
-// its current position; its size is taken from fstat when it is a regular file) or a
-// bytes-like object holding the whole file.
+// its current position in blocks; size_hint: its size, or -1) or a contiguous
+// bytes-like object (bytes, a read-only mmap) holding the whole file, parsed in place.
 py::tuple load_vectors(py::handle source, const std::string& name, const std::string& format,
-                       const std::string& dtype, int64_t limit, int64_t size_hint) {
+                       const std::string& dtype, int64_t limit, int64_t size_hint,
+                       int64_t block_size) {
   const Format fmt = parse_format(format);
   if (dtype != "float32" && dtype != "float64")
     throw py::type_error("dtype must be float32 or float64, got " + dtype);
@@ -192,18 +193,14 @@ py::tuple load_vectors(py::handle source, const std::string& name, const std::st
     };
     src.size = size_hint;
   } else {
+    // A bytes-like object or a read-only mmap of the file: parsed in place.
     info = py::reinterpret_borrow<py::buffer>(source).request();
-    const char* p = static_cast<const char*>(info.ptr);
-    const int64_t total = static_cast<int64_t>(info.size * info.itemsize);
-    auto pos = std::make_shared<int64_t>(0);
-    src.read = [p, total, pos](char* dst, int64_t n) -> int64_t {
-      const int64_t k = std::min(n, total - *pos);
-      std::memcpy(dst, p + *pos, static_cast<size_t>(k));
-      *pos += k;
-      return k;
-    };
-    src.size = total;
+    if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize))
+      throw py::value_error("load_vectors: the source buffer must be contiguous");
+    src.data = static_cast<const char*>(info.ptr);
+    src.size = static_cast<int64_t>(info.size * info.itemsize);
   }
+  if (block_size > 0) src.block = block_size;
   if (dtype == "float32") {
     fe::vec::VectorsResult<float> r;
     bool ok;
@@ -290,7 +287,8 @@ py::tuple embedding_matrix(py::dict word_index, py::dict index, py::handle vecto
 
 void init_vectors(py::module_& m) {
   m.def("load_vectors", &load_vectors, py::arg("source"), py::arg("name"), py::arg("format"),
-        py::arg("dtype"), py::arg("limit"), py::arg("size_hint") = -1);
+        py::arg("dtype"), py::arg("limit"), py::arg("size_hint") = -1,
+        py::arg("block_size") = 0);
   m.def("embedding_matrix", &embedding_matrix, py::arg("word_index"), py::arg("index"),
         py::arg("vectors"), py::arg("rows"), py::arg("cutoff"), py::arg("out") = py::none());
 }

@@ -44,6 +44,7 @@
 #include <limits>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <vector>
 
 #include "fe/common.hpp"
@@ -80,9 +81,17 @@ struct ParseError {
   int io_errno = 0;
 };
 
+constexpr int64_t kMaxBlock = int64_t(64) << 20;
+constexpr int64_t kFirstBlock = int64_t(1) << 20;
+
 struct VecSource {
   std::function<int64_t(char*, int64_t)> read;
   int64_t size = -1;
+  // Memory mode: when set, the whole file is data[0, size) (e.g. a read-only mapping)
+  // and is parsed in place, without copies; `read` is not used.
+  const char* data = nullptr;
+  // Bytes parsed per step (tests shrink it to cross block boundaries often).
+  int64_t block = kMaxBlock;
 };
 
 // Leaves new elements uninitialised: every value slot is written by the parser before
@@ -115,8 +124,6 @@ struct VectorsResult {
   ParseError error;
 };
 
-constexpr int64_t kMaxBlock = int64_t(64) << 20;
-constexpr int64_t kFirstBlock = int64_t(1) << 20;
 
 // ---------------------------------------------------------------- small parsers
 
@@ -259,12 +266,24 @@ inline NumStatus parse_number(const char* p, const char* e, double& out) noexcep
   return NumStatus::Ok;
 }
 
+constexpr double kInvPow10[9] = {1.0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8};
+
 // The common case in one scan: [-]digits[.digits] with at most 8 digits on each side,
 // ending at a separator or at e.  Returns the end of the number, or nullptr to ask for
-// parse_number on the whole field (exponents, '+', long mantissas, junk).  Exact (the
-// Clinger fast path): the mantissa is an integer <= 2^53 and the divisor an exact power
-// of ten, so the one division is correctly rounded.
-FE_INLINE const char* fast_number(const char* s, const char* e, double& out) noexcept {
+// parse_number on the whole field (exponents, '+', long mantissas, junk).
+//
+// Exact: the result is round_T(round_double(m / 10^k)), what numpy's string cast gives.
+//  - double: the Clinger fast path, m <= 2^53 and 10^k exact, so one division is
+//    correctly rounded.
+//  - float, |x| < 2^16, k <= 8 (no division, which dominated the profile): x = m * 1e-k
+//    in double is within (1 + 2^-53)^2 - 1 < 2.3e-16 of m / 10^k, relatively.  A float
+//    rounding midpoint M * 2^e (M odd, 2^24 <= M < 2^25) that is below 2^16 has e < -8,
+//    so it is never a k-digit decimal (k <= 8), and |m / 10^k - M * 2^e| >=
+//    1 / (10^k * 2^-e): relatively at least 1 / (10^8 * 2^25) > 2.9e-16.  So m / 10^k,
+//    its double rounding and the product all lie on the same side of every midpoint
+//    and round to the same float.
+template <class T>
+FE_INLINE const char* fast_number(const char* s, const char* e, T& out) noexcept {
   bool neg = false;
   if (*s == '-') { neg = true; ++s; }
   uint64_t m = 0;
@@ -282,11 +301,19 @@ FE_INLINE const char* fast_number(const char* s, const char* e, double& out) noe
     nd += frac;
     s += frac;
   }
-  if (nd == 0 || nd > 16 || m > (uint64_t(1) << 53)) return nullptr;
+  if (nd == 0 || m > (uint64_t(1) << 53)) return nullptr;
   if (s < e && !is_sep(*s)) return nullptr;
+  if (std::is_same<T, float>::value) {
+    const double x = static_cast<double>(m) * kInvPow10[frac];
+    if (x < 65536.0) {
+      const T r = static_cast<T>(x);
+      out = neg ? -r : r;
+      return s;
+    }
+  }
   double v = static_cast<double>(m);
   if (frac) v /= kPow10[frac];
-  out = neg ? -v : v;
+  out = static_cast<T>(neg ? -v : v);
   return s;
 }
 
@@ -375,10 +402,8 @@ ErrKind parse_line(const char* b, const char* e, int64_t D, T* FE_RESTRICT row, 
       while (s < e && is_sep(*s)) ++s;
       if (s >= e) { ok = false; break; }
       double v;
-      const char* t = fast_number(s, e, v);
-      if (t) {
-        row[j] = static_cast<T>(v);  // below 2^53: finite in float too
-      } else {
+      const char* t = fast_number<T>(s, e, row[j]);  // below 2^53: finite in float too
+      if (!t) {
         t = s;
         while (t < e && !is_sep(*t)) ++t;
         if (parse_number(s, t, v) != NumStatus::Ok) { ok = false; break; }
@@ -441,26 +466,38 @@ ErrKind parse_line(const char* b, const char* e, int64_t D, T* FE_RESTRICT row, 
 
 class BlockBuffer {
  public:
-  explicit BlockBuffer(const VecSource& src) : src_(src) {}
+  explicit BlockBuffer(const VecSource& src) : src_(src), mem_(src.data) {}
 
-  const char* begin() const { return buf_.data() + pos_; }
-  const char* end() const { return buf_.data() + end_; }
+  const char* begin() const { return data() + pos_; }
+  const char* end() const { return data() + end_; }
   int64_t avail() const { return end_ - pos_; }
   bool eof() const { return eof_; }
-  int64_t offset_of(const char* p) const { return base_ + (p - buf_.data()); }
-  void consume_to(const char* p) { pos_ = p - buf_.data(); }
+  int64_t offset_of(const char* p) const { return base_ + (p - data()); }
+  void consume_to(const char* p) { pos_ = p - data(); }
 
   // Keeps the unconsumed bytes and reads until at least `want` bytes are available or
   // the file ends.  Returns false on an I/O error (errno kept in io_errno()).
   bool fill(int64_t want) {
     if (eof_ || avail() >= want) return true;
+    if (mem_) {  // a window on the whole file
+      end_ = pos_ + std::min(want, src_.size - pos_);
+      eof_ = end_ == src_.size;
+      return true;
+    }
     if (pos_ > 0) {
       std::memmove(buf_.data(), buf_.data() + pos_, static_cast<size_t>(end_ - pos_));
       base_ += pos_;
       end_ -= pos_;
       pos_ = 0;
     }
-    if (static_cast<int64_t>(buf_.size()) < want) buf_.resize(static_cast<size_t>(want));
+    if (static_cast<int64_t>(buf_.size()) < want) {
+      // No bigger than the file needs (when its size is known).
+      int64_t cap = want;
+      if (src_.size >= 0 && src_.size - base_ + 1 > end_)
+        cap = std::min(want, src_.size - base_ + 1);
+      buf_.resize(static_cast<size_t>(cap));
+      want = cap;
+    }
     while (end_ < want) {
       const int64_t r = src_.read(buf_.data() + end_, want - end_);
       if (r < 0) {
@@ -473,10 +510,15 @@ class BlockBuffer {
     return true;
   }
   int io_errno() const { return errno_; }
+  int64_t block() const { return std::max<int64_t>(16, src_.block); }
+  int64_t first_block() const { return std::min(kFirstBlock, block()); }
 
  private:
+  const char* data() const { return mem_ ? mem_ : buf_.data(); }
+
   const VecSource& src_;
-  std::vector<char> buf_;
+  const char* mem_;
+  ValueVec<char> buf_;
   int64_t pos_ = 0, end_ = 0, base_ = 0;
   bool eof_ = false;
   int errno_ = 0;
@@ -485,12 +527,12 @@ class BlockBuffer {
 // Makes sure a whole line starting at buf.begin() is in the buffer; returns its end
 // (the '\n' or buf.end() at end of file), or nullptr on an I/O error.
 inline const char* ensure_line(BlockBuffer& buf) {
-  int64_t want = std::max<int64_t>(kFirstBlock, buf.avail());
+  int64_t want = std::max<int64_t>(buf.first_block(), buf.avail());
   for (;;) {
     const void* nl = std::memchr(buf.begin(), '\n', static_cast<size_t>(buf.avail()));
     if (nl) return static_cast<const char*>(nl);
     if (buf.eof()) return buf.end();
-    want = buf.avail() * 2 + kFirstBlock;
+    want = buf.avail() * 2 + buf.first_block();
     if (!buf.fill(want)) return nullptr;
   }
 }
@@ -603,12 +645,14 @@ bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_li
   int64_t bytes_done = 0;
   while (out.rows < need) {
     // Size the next read: a full block, or about what the remaining rows need.
-    int64_t want = kMaxBlock;
+    const int64_t block = buf.block();
+    int64_t want = block;
     if (need != std::numeric_limits<int64_t>::max()) {
       const int64_t per = avg_row_bytes > 0 ? avg_row_bytes : 16 * D + 32;
       const int64_t left = need - out.rows;
-      if (left < kMaxBlock / per) want = std::max<int64_t>(left * per + left * per / 8 + 4096,
-                                                           int64_t(64) << 10);
+      if (left < block / per)
+        want = std::min(block, std::max<int64_t>(left * per + left * per / 8 + 4096,
+                                                 int64_t(64) << 10));
     }
     if (!buf.fill(std::max(want, buf.avail()))) {
       out.error.io_errno = buf.io_errno();
@@ -719,7 +763,7 @@ bool parse_binary_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t file_s
     out.values.reserve(static_cast<size_t>(
         estimate_rows(file_size - buf.offset_of(buf.begin()), vbytes + 2, vbytes + 1, need) * D));
   while (out.rows < need) {
-    if (!buf.fill(std::max(kMaxBlock, buf.avail()))) {
+    if (!buf.fill(std::max(buf.block(), buf.avail()))) {
       out.error.io_errno = buf.io_errno();
       return fail(out, ErrKind::Io, -1, buf.offset_of(buf.begin()));
     }
@@ -747,7 +791,7 @@ bool parse_binary_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t file_s
     if (n == 0) {
       if (buf.eof()) break;
       // One record larger than the buffer: grow it.
-      if (!buf.fill(buf.avail() * 2 + vbytes + kFirstBlock)) {
+      if (!buf.fill(buf.avail() * 2 + vbytes + buf.first_block())) {
         out.error.io_errno = buf.io_errno();
         return fail(out, ErrKind::Io, -1, buf.offset_of(buf.begin()));
       }
@@ -814,7 +858,8 @@ bool parse_binary_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t file_s
 template <class T>
 bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult<T>& out) {
   BlockBuffer buf(src);
-  const int64_t want_first = limit >= 0 ? std::min<int64_t>(kFirstBlock, 64 << 10) : kFirstBlock;
+  const int64_t want_first =
+      std::min(buf.first_block(), limit >= 0 ? int64_t(64) << 10 : kFirstBlock);
   if (!buf.fill(want_first)) {
     out.error.io_errno = buf.io_errno();
     return fail(out, ErrKind::Io, 1, 0);
