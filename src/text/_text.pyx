@@ -11,20 +11,22 @@ hashed over its code points and looked up in an open-addressing table whose keys
 are the first ``str`` object seen for that token.  Only a new token costs a
 substring, a Python hash and a dict operation.
 """
+cimport cython
+import gc as _gc
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t, int32_t
-from libc.string cimport memcmp, memset
+from libc.string cimport memcmp, memcpy, memset
 
 cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
     unsigned int PyUnicode_KIND(PyObject* o)
     void* PyUnicode_DATA(PyObject* o)
     uint32_t PyUnicode_READ(unsigned int kind, const void* data, Py_ssize_t i)
-    object PyUnicode_Substring(object s, Py_ssize_t start, Py_ssize_t end)
+    object PyUnicode_FromKindAndData(int kind, const void* buffer, Py_ssize_t size)
     bint PyUnicode_Check(PyObject* o)
     bint PyUnicode_CheckExact(PyObject* o)
     bint PyLong_CheckExact(PyObject* o)
@@ -63,6 +65,7 @@ cdef uint64_t _hash_str(PyObject* w) noexcept:
     return _mix(h)
 
 
+@cython.final
 cdef class Splitter:
     """The separator set of ``text_to_word_sequence`` for a one-character ``split``:
     every filter character and the split character itself.  With a one-character
@@ -90,9 +93,12 @@ cdef class Splitter:
         PyMem_Free(self.wide)
 
     cdef inline bint is_sep(self, uint32_t c) noexcept:
-        cdef Py_ssize_t lo, hi, mid
         if c < 128:
             return self.ascii[c]
+        return self.is_wide_sep(c)
+
+    cdef bint is_wide_sep(self, uint32_t c) noexcept:
+        cdef Py_ssize_t lo, hi, mid
         lo = 0
         hi = self.nwide
         while lo < hi:
@@ -102,6 +108,69 @@ cdef class Splitter:
             else:
                 hi = mid
         return lo < self.nwide and self.wide[lo] == c
+
+
+# str.lower() of a one-byte (Latin-1) string, character by character: CPython's
+# lower() takes a slow per-character path as soon as a string holds one non-ASCII
+# character.  Built from str.lower itself and used only if every Latin-1 character
+# lower-cases to exactly one Latin-1 character (no context rule applies in Latin-1).
+cdef uint8_t _LOWER1[256]
+cdef bint _LOWER1_OK = True
+
+
+cdef void _init_lower1():
+    global _LOWER1_OK
+    cdef int i
+    for i in range(256):
+        low = chr(i).lower()
+        if len(low) != 1 or ord(low) > 255:
+            _LOWER1_OK = False
+            return
+        _LOWER1[i] = <uint8_t>ord(low)
+
+
+_init_lower1()
+
+
+cdef struct Scratch:
+    uint8_t* buf
+    Py_ssize_t cap
+
+
+cdef object _doc_view(object text, bint lower, Scratch* sc, unsigned int* kind,
+                      const char** data, Py_ssize_t* n):
+    """Code units of ``text.lower() if lower else text``; returns the object that
+    owns them (keep it alive while ``data`` is used)."""
+    cdef PyObject* p = <PyObject*>text
+    cdef unsigned int k = PyUnicode_KIND(p)
+    cdef Py_ssize_t m = PyUnicode_GET_LENGTH(p), i
+    cdef const uint8_t* src
+    cdef void* a
+    if not lower:
+        kind[0] = k
+        data[0] = <const char*>PyUnicode_DATA(p)
+        n[0] = m
+        return text
+    if k == 1 and _LOWER1_OK:
+        if m > sc.cap:
+            a = PyMem_Realloc(sc.buf, max(m, 2 * sc.cap, 4096))
+            if a == NULL:
+                raise MemoryError()
+            sc.buf = <uint8_t*>a
+            sc.cap = max(m, 2 * sc.cap, 4096)
+        src = <const uint8_t*>PyUnicode_DATA(p)
+        for i in range(m):
+            sc.buf[i] = _LOWER1[src[i]]
+        kind[0] = 1
+        data[0] = <const char*>sc.buf
+        n[0] = m
+        return text
+    s = text.lower()
+    p = <PyObject*>s
+    kind[0] = PyUnicode_KIND(p)
+    data[0] = <const char*>PyUnicode_DATA(p)
+    n[0] = PyUnicode_GET_LENGTH(p)
+    return s
 
 
 cdef struct Spans:
@@ -171,11 +240,8 @@ cdef int _scan(const uchar_t* d, Py_ssize_t n, Splitter sep, Spans* sp) except -
     return 0
 
 
-cdef int _scan_str(object s, Splitter sep, Spans* sp) except -1:
-    cdef PyObject* p = <PyObject*>s
-    cdef unsigned int kind = PyUnicode_KIND(p)
-    cdef void* data = PyUnicode_DATA(p)
-    cdef Py_ssize_t n = PyUnicode_GET_LENGTH(p)
+cdef int _scan_data(unsigned int kind, const char* data, Py_ssize_t n, Splitter sep,
+                    Spans* sp) except -1:
     if kind == 1:
         return _scan(<const uint8_t*>data, n, sep, sp)
     elif kind == 2:
@@ -183,158 +249,179 @@ cdef int _scan_str(object s, Splitter sep, Spans* sp) except -1:
     return _scan(<const uint32_t*>data, n, sep, sp)
 
 
-cdef inline bint _same(PyObject* key, unsigned int kind, const char* data,
-                       Py_ssize_t start, Py_ssize_t m) noexcept:
-    if PyUnicode_GET_LENGTH(key) != m:
-        return False
-    cdef unsigned int kk = PyUnicode_KIND(key)
-    cdef const void* kd = PyUnicode_DATA(key)
+cdef struct Slot:
+    # One cache line per token: the probe, the comparison of short keys and the
+    # payload (fit counts, or the encoding rule) touch nothing else.
+    uint64_t h
+    int64_t e            # entry number (order of first insertion); -1: empty
+    int32_t len          # key length in code points
+    int32_t kind         # key's PyUnicode kind (canonical, the narrowest)
+    int64_t p0           # fit: count          encode: PyObject* to append / 0 drop
+    int64_t p1           # fit: documents      encode: 1 once the rule is known
+    int64_t p2           # fit: last document
+    char inl[16]         # key code units when len * kind <= 16
+
+
+cdef bint _same_units(unsigned int ka, const char* a, unsigned int kb, const char* b,
+                      Py_ssize_t m) noexcept:
     cdef Py_ssize_t i
-    if kk == kind:
-        return memcmp(kd, data + start * kind, m * kind) == 0
+    if ka == kb:
+        return memcmp(a, b, m * ka) == 0
     for i in range(m):
-        if PyUnicode_READ(kk, kd, i) != PyUnicode_READ(kind, data, start + i):
+        if PyUnicode_READ(ka, a, i) != PyUnicode_READ(kb, b, i):
             return False
     return True
 
 
+@cython.final
 cdef class StrTable:
-    """Token -> entry number, keyed by code points; entries are numbered in order
-    of first insertion.  ``keys[e]`` is the ``str`` object of entry ``e``; other
-    hashable tokens (from pre-tokenized lists) go through a plain dict."""
-    cdef uint64_t* hs
-    cdef Py_ssize_t* slot
+    """Token -> slot, keyed by code points.  Entries are numbered in order of first
+    insertion; ``keys[e]`` is the ``str`` object of entry ``e``.  Other hashable
+    tokens (from pre-tokenized lists) get out-of-table slots through a dict."""
+    cdef Slot* slots
     cdef Py_ssize_t mask
     cdef Py_ssize_t n
     cdef list keys
-    cdef dict others
-    # per-entry payloads, used by fitting
-    cdef int64_t* cnt
-    cdef int64_t* dcnt
-    cdef int64_t* last
-    cdef Py_ssize_t acap
+    cdef dict others     # non-str token -> index into ext
+    cdef Slot* ext
+    cdef Py_ssize_t next_, ext_cap
 
     def __cinit__(self):
+        cdef Py_ssize_t i
         self.keys = []
         self.others = {}
         self.mask = 1023
-        self.hs = <uint64_t*>PyMem_Malloc((self.mask + 1) * sizeof(uint64_t))
-        self.slot = <Py_ssize_t*>PyMem_Malloc((self.mask + 1) * sizeof(Py_ssize_t))
-        if self.hs == NULL or self.slot == NULL:
+        self.slots = <Slot*>PyMem_Malloc((self.mask + 1) * sizeof(Slot))
+        if self.slots == NULL:
             raise MemoryError()
-        memset(self.slot, 0xff, (self.mask + 1) * sizeof(Py_ssize_t))
+        for i in range(self.mask + 1):
+            self.slots[i].e = -1
         self.n = 0
-        self.acap = 0
+        self.ext = NULL
+        self.next_ = 0
+        self.ext_cap = 0
 
     def __dealloc__(self):
-        PyMem_Free(self.hs)
-        PyMem_Free(self.slot)
-        PyMem_Free(self.cnt)
-        PyMem_Free(self.dcnt)
-        PyMem_Free(self.last)
+        PyMem_Free(self.slots)
+        PyMem_Free(self.ext)
 
     cdef int _grow(self) except -1:
         cdef Py_ssize_t newmask = 2 * self.mask + 1, i, k
-        cdef uint64_t* nh = <uint64_t*>PyMem_Malloc((newmask + 1) * sizeof(uint64_t))
-        cdef Py_ssize_t* ns = <Py_ssize_t*>PyMem_Malloc((newmask + 1) * sizeof(Py_ssize_t))
-        if nh == NULL or ns == NULL:
-            PyMem_Free(nh)
-            PyMem_Free(ns)
+        cdef Slot* ns = <Slot*>PyMem_Malloc((newmask + 1) * sizeof(Slot))
+        if ns == NULL:
             raise MemoryError()
-        memset(ns, 0xff, (newmask + 1) * sizeof(Py_ssize_t))
+        for i in range(newmask + 1):
+            ns[i].e = -1
         for i in range(self.mask + 1):
-            if self.slot[i] >= 0:
-                k = <Py_ssize_t>(self.hs[i] & newmask)
-                while ns[k] >= 0:
+            if self.slots[i].e >= 0:
+                k = <Py_ssize_t>(self.slots[i].h & newmask)
+                while ns[k].e >= 0:
                     k = (k + 1) & newmask
-                ns[k] = self.slot[i]
-                nh[k] = self.hs[i]
-        PyMem_Free(self.hs)
-        PyMem_Free(self.slot)
-        self.hs = nh
-        self.slot = ns
+                ns[k] = self.slots[i]
+        PyMem_Free(self.slots)
+        self.slots = ns
         self.mask = newmask
         return 0
 
-    cdef int _reserve_payload(self) except -1:
-        cdef Py_ssize_t cap
-        cdef void* a
-        if self.n < self.acap:
-            return 0
-        cap = max(1024, 2 * self.acap)
-        a = PyMem_Realloc(self.cnt, cap * sizeof(int64_t))
-        if a == NULL:
-            raise MemoryError()
-        self.cnt = <int64_t*>a
-        a = PyMem_Realloc(self.dcnt, cap * sizeof(int64_t))
-        if a == NULL:
-            raise MemoryError()
-        self.dcnt = <int64_t*>a
-        a = PyMem_Realloc(self.last, cap * sizeof(int64_t))
-        if a == NULL:
-            raise MemoryError()
-        self.last = <int64_t*>a
-        self.acap = cap
-        return 0
-
-    cdef Py_ssize_t _new_entry(self, object key) except -1:
-        self._reserve_payload()
-        cdef Py_ssize_t e = self.n
-        self.keys.append(key)
-        self.cnt[e] = 0
-        self.dcnt[e] = 0
-        self.last[e] = -1
-        self.n += 1
-        return e
-
-    cdef Py_ssize_t span(self, object doc, unsigned int kind, const char* data,
-                         Py_ssize_t start, Py_ssize_t m, uint64_t h) except -1:
-        """Entry of the token doc[start:start+m]; creates it (and its str) if new."""
-        cdef Py_ssize_t k = <Py_ssize_t>(h & self.mask), e
-        while True:
-            e = self.slot[k]
-            if e < 0:
-                break
-            if self.hs[k] == h and _same(<PyObject*>PyList_GET_ITEM(self.keys, e),
-                                         kind, data, start, m):
-                return e
-            k = (k + 1) & self.mask
-        e = self._new_entry(PyUnicode_Substring(doc, start, start + m))
-        self.slot[k] = e
-        self.hs[k] = h
-        if 2 * self.n > self.mask:
+    cdef Slot* _find(self, unsigned int kind, const char* data, Py_ssize_t m,
+                     uint64_t h) except NULL:
+        """Slot of the token with code units data[:m]; a fresh slot (e == -1,
+        hash set) when it is not in the table yet."""
+        cdef Py_ssize_t k
+        cdef Slot* s
+        cdef PyObject* key
+        if 2 * (self.n + 1) > self.mask:
             self._grow()
-        return e
+        k = <Py_ssize_t>(h & self.mask)
+        while True:
+            s = &self.slots[k]
+            if s.e < 0:
+                s.h = h
+                return s
+            if s.h == h and s.len == m:
+                if m * s.kind <= 16:
+                    if _same_units(s.kind, s.inl, kind, data, m):
+                        return s
+                else:
+                    key = <PyObject*>PyList_GET_ITEM(self.keys, s.e)
+                    if _same_units(s.kind, <const char*>PyUnicode_DATA(key), kind, data, m):
+                        return s
+            k = (k + 1) & self.mask
 
-    cdef Py_ssize_t obj(self, object w) except -1:
-        """Entry of an arbitrary token object (Python equality for non-str)."""
+    cdef void _fill(self, Slot* s, object key) noexcept:
+        cdef PyObject* p = <PyObject*>key
+        cdef unsigned int kk = PyUnicode_KIND(p)
+        cdef Py_ssize_t m = PyUnicode_GET_LENGTH(p)
+        s.e = self.n
+        s.len = <int32_t>m
+        s.kind = <int32_t>kk
+        s.p0 = 0
+        s.p1 = 0
+        s.p2 = -1
+        if m * kk <= 16:
+            memcpy(s.inl, PyUnicode_DATA(p), m * kk)
+        self.n += 1
+
+    cdef Slot* span(self, unsigned int kind, const char* data, Py_ssize_t start,
+                    Py_ssize_t m, uint64_t h) except NULL:
+        """Slot of the token data[start:start+m]; creates it (and its str) if new."""
+        cdef const char* d = data + start * kind
+        cdef Slot* s = self._find(kind, d, m, h)
+        if s.e < 0:
+            key = PyUnicode_FromKindAndData(kind, d, m)
+            self.keys.append(key)
+            self._fill(s, key)
+        return s
+
+    cdef Slot* obj(self, object w) except NULL:
+        """Slot of an arbitrary token object (Python equality for non-str)."""
         cdef PyObject* p = <PyObject*>w
-        cdef uint64_t h
-        cdef Py_ssize_t k, e
+        cdef Slot* s
+        cdef void* a
+        cdef Py_ssize_t x
         if not PyUnicode_Check(p):
             r = self.others.get(w)
             if r is not None:
-                return <Py_ssize_t>r
-            e = self._new_entry(w)
-            self.others[w] = e
-            return e
-        h = _hash_str(p)
-        k = <Py_ssize_t>(h & self.mask)
-        while True:
-            e = self.slot[k]
-            if e < 0:
-                break
-            if self.hs[k] == h and _same(<PyObject*>PyList_GET_ITEM(self.keys, e),
-                                         PyUnicode_KIND(p), <const char*>PyUnicode_DATA(p),
-                                         0, PyUnicode_GET_LENGTH(p)):
-                return e
-            k = (k + 1) & self.mask
-        e = self._new_entry(w)
-        self.slot[k] = e
-        self.hs[k] = h
-        if 2 * self.n > self.mask:
-            self._grow()
-        return e
+                return &self.ext[<Py_ssize_t>r]
+            if self.next_ >= self.ext_cap:
+                x = max(64, 2 * self.ext_cap)
+                a = PyMem_Realloc(self.ext, x * sizeof(Slot))
+                if a == NULL:
+                    raise MemoryError()
+                self.ext = <Slot*>a
+                self.ext_cap = x
+            self.others[w] = self.next_
+            s = &self.ext[self.next_]
+            self.next_ += 1
+            self.keys.append(w)
+            s.e = self.n
+            s.len = 0
+            s.kind = 0
+            s.p0 = 0
+            s.p1 = 0
+            s.p2 = -1
+            self.n += 1
+            return s
+        s = self._find(PyUnicode_KIND(p), <const char*>PyUnicode_DATA(p),
+                       PyUnicode_GET_LENGTH(p), _hash_str(p))
+        if s.e < 0:
+            self.keys.append(w)
+            self._fill(s, w)
+        return s
+
+    cdef tuple payloads(self):
+        """(p0 list, p1 list) in entry order."""
+        cdef list a = [0] * self.n
+        cdef list b = [0] * self.n
+        cdef Py_ssize_t i
+        for i in range(self.mask + 1):
+            if self.slots[i].e >= 0:
+                a[self.slots[i].e] = self.slots[i].p0
+                b[self.slots[i].e] = self.slots[i].p1
+        for i in range(self.next_):
+            a[self.ext[i].e] = self.ext[i].p0
+            b[self.ext[i].e] = self.ext[i].p1
+        return a, b
 
 
 # --------------------------------------------------------------------------- fit
@@ -353,12 +440,17 @@ def fit_texts(texts, bint lower, Splitter sep, tokenize):
     """
     cdef StrTable t = StrTable()
     cdef Spans sp
-    cdef Py_ssize_t i, e
+    cdef Py_ssize_t i
+    cdef Slot* e
     cdef int64_t doc = 0
     cdef object s
     cdef PyObject* p
     cdef unsigned int kind
     cdef const char* data
+    cdef Py_ssize_t n
+    cdef Scratch sc
+    sc.buf = NULL
+    sc.cap = 0
     sp.start = NULL
     sp.length = NULL
     sp.hash = NULL
@@ -368,32 +460,29 @@ def fit_texts(texts, bint lower, Splitter sep, tokenize):
         for text in texts:
             p = <PyObject*>text
             if sep is not None and PyUnicode_CheckExact(p):
-                s = text.lower() if lower else text
-                _scan_str(s, sep, &sp)
-                p = <PyObject*>s
-                kind = PyUnicode_KIND(p)
-                data = <const char*>PyUnicode_DATA(p)
+                s = _doc_view(text, lower, &sc, &kind, &data, &n)
+                _scan_data(kind, data, n, sep, &sp)
                 for i in range(sp.n):
-                    e = t.span(s, kind, data, sp.start[i], sp.length[i], sp.hash[i])
-                    t.cnt[e] += 1
-                    if t.last[e] != doc:
-                        t.last[e] = doc
-                        t.dcnt[e] += 1
+                    e = t.span(kind, data, sp.start[i], sp.length[i], sp.hash[i])
+                    e.p0 += 1
+                    if e.p2 != doc:
+                        e.p2 = doc
+                        e.p1 += 1
             else:
                 seq = tokenize(text)
                 for w in seq:
                     e = t.obj(w)
-                    t.cnt[e] += 1
+                    e.p0 += 1
                 for w in seq:
                     e = t.obj(w)
-                    if t.last[e] != doc:
-                        t.last[e] = doc
-                        t.dcnt[e] += 1
+                    if e.p2 != doc:
+                        e.p2 = doc
+                        e.p1 += 1
             doc += 1
     finally:
         _spans_free(&sp)
-    counts = [t.cnt[i] for i in range(t.n)]
-    docs = [t.dcnt[i] for i in range(t.n)]
+        PyMem_Free(sc.buf)
+    counts, docs = t.payloads()
     return doc, t.keys, counts, docs
 
 
@@ -443,6 +532,7 @@ def count_sequences(sequences):
 cdef object _DROP = object()
 
 
+@cython.final
 cdef class Encoder:
     """``texts_to_sequences`` for one tokenizer state.  The rule of each distinct
     token is computed once with Python semantics (``word_index.get``, the
@@ -456,8 +546,9 @@ cdef class Encoder:
     cdef Splitter sep
     cdef object tokenize
     cdef StrTable table
-    cdef list outs          # entry -> int object to append, or _DROP
+    cdef list outs          # keeps the rule results that slots point to
     cdef Spans sp
+    cdef Scratch sc
     cdef PyObject** buf
     cdef Py_ssize_t bufcap
 
@@ -479,10 +570,13 @@ cdef class Encoder:
         self.sp.cap = 0
         self.buf = NULL
         self.bufcap = 0
+        self.sc.buf = NULL
+        self.sc.cap = 0
 
     def __dealloc__(self):
         _spans_free(&self.sp)
         PyMem_Free(self.buf)
+        PyMem_Free(self.sc.buf)
 
     cdef object rule(self, w):
         i = self.word_index.get(w)
@@ -509,23 +603,26 @@ cdef class Encoder:
         return 0
 
     cdef list encode_str(self, str text):
-        cdef object s = text.lower() if self.lower else text
-        cdef PyObject* p = <PyObject*>s
-        cdef Py_ssize_t i, e, m = 0
+        cdef Py_ssize_t i, n, m = 0
         cdef StrTable t = self.table
-        cdef object o
-        cdef PyObject* op
-        _scan_str(s, self.sep, &self.sp)
-        cdef unsigned int kind = PyUnicode_KIND(p)
-        cdef const char* data = <const char*>PyUnicode_DATA(p)
+        cdef Slot* e
+        cdef unsigned int kind
+        cdef const char* data
+        cdef object s = _doc_view(text, self.lower, &self.sc, &kind, &data, &n)
+        _scan_data(kind, data, n, self.sep, &self.sp)
         self._reserve(self.sp.n)
         for i in range(self.sp.n):
-            e = t.span(s, kind, data, self.sp.start[i], self.sp.length[i], self.sp.hash[i])
-            if e == PyList_GET_SIZE(self.outs):
-                self.outs.append(self.rule(<object>PyList_GET_ITEM(t.keys, e)))
-            op = PyList_GET_ITEM(self.outs, e)
-            if op != <PyObject*>_DROP:
-                self.buf[m] = op
+            e = t.span(kind, data, self.sp.start[i], self.sp.length[i], self.sp.hash[i])
+            if not e.p1:
+                o = self.rule(<object>PyList_GET_ITEM(t.keys, e.e))
+                if o is _DROP:
+                    e.p0 = 0
+                else:
+                    self.outs.append(o)       # owns the reference the slot borrows
+                    e.p0 = <int64_t><PyObject*>o
+                e.p1 = 1
+            if e.p0:
+                self.buf[m] = <PyObject*>e.p0
                 m += 1
         cdef list out = PyList_New(m)
         for i in range(m):
@@ -549,11 +646,21 @@ cdef class Encoder:
 
     def encode_many(self, texts):
         cdef list result = []
-        for text in texts:
-            if self.sep is not None and PyUnicode_CheckExact(<PyObject*>text):
-                result.append(self.encode_str(text))
-            else:
-                result.append(self.encode_generic(text))
+        # The result is one new list per text, holding only ints: it cannot form a
+        # cycle, yet each allocation burst makes the cyclic GC re-walk every list
+        # made so far (a quarter of the time on a large corpus).  Pause it.
+        cdef bint was_enabled = _gc.isenabled()
+        if was_enabled:
+            _gc.disable()
+        try:
+            for text in texts:
+                if self.sep is not None and PyUnicode_CheckExact(<PyObject*>text):
+                    result.append(self.encode_str(text))
+                else:
+                    result.append(self.encode_generic(text))
+        finally:
+            if was_enabled:
+                _gc.enable()
         return result
 
 
