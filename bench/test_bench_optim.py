@@ -19,6 +19,7 @@ from conftest import FULL, set_threads, torch
 V, D, U = 1_000_000, 64, 50_000
 LR = {"adam": 1e-3, "adagrad": 1e-2, "sgd": 1e-2}
 B1, B2, EPS = 0.9, 0.999, 1e-7
+pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks")
 
 
 @lru_cache(maxsize=1)

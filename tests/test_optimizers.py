@@ -9,6 +9,7 @@ References:
 """
 from __future__ import annotations
 
+import json
 import math
 import pickle
 import threading
@@ -455,7 +456,6 @@ def test_state_round_trip_continues_identically(make_opt):
     opt = make_opt()
     _train(opt, emb, head, grads[:3])
     state = opt.get_state()
-    import json
     json.dumps(state["config"])
     emb2 = fe.Embedding(V, D, weights=[emb.embeddings.copy()])
     head2 = head.copy()
@@ -493,7 +493,8 @@ def test_config_round_trip():
         cfg = opt.get_config()
         again = type(opt).from_config(cfg)
         assert again.get_config() == cfg
-        assert fe.optimizers.get({"class_name": type(opt).__name__, "config": cfg}).get_config() == cfg
+        spec = {"class_name": type(opt).__name__, "config": cfg}
+        assert fe.optimizers.get(spec).get_config() == cfg
     assert Adam().get_config() == {"name": "adam", "learning_rate": 0.001, "beta_1": 0.9,
                                    "beta_2": 0.999, "epsilon": 1e-7, "lazy": True}
     assert SGD().learning_rate == 0.01 and Adagrad().initial_accumulator_value == 0.1
@@ -507,7 +508,8 @@ def test_concurrent_calls_are_serialized():
     rng = np.random.default_rng(22)
     embs = [make_emb(rng, V, D) for _ in range(2)]
     heads = [rng.standard_normal((D, 3)).astype(np.float32) for _ in range(2)]
-    ref = [(fe.Embedding(V, D, weights=[e.embeddings.copy()]), h.copy()) for e, h in zip(embs, heads)]
+    ref = [(fe.Embedding(V, D, weights=[e.embeddings.copy()]), h.copy())
+           for e, h in zip(embs, heads)]
     opt = Adam(0.01)
     ts = [threading.Thread(target=_train, args=(opt, embs[i], heads[i], g))
           for i, g in enumerate((ga, gb))]

@@ -120,7 +120,7 @@ class Optimizer:
         """The slot array `name` (e.g. ``"m"``, ``"v"``, ``"accumulator"``) of `var`."""
         s = self._find(var)
         if s is None:
-            raise KeyError(f"no state for this variable yet (it has not been updated)")
+            raise KeyError("no state for this variable yet (it has not been updated)")
         if name not in s.arrays:
             raise KeyError(f"unknown slot {name!r}; this optimizer has {list(s.arrays)}")
         return s.arrays[name]
