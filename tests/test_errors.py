@@ -535,3 +535,42 @@ def _state_bytes(opt):
 
     walk(state)
     return out
+
+
+def test_embedding_shape_errors_change_nothing():
+    emb = _embedding_or_skip()
+    emb2 = fe.Embedding(ROWS, DIM, input_length=3, seed=0)
+    w0 = emb2.embeddings.tobytes()
+    with pytest.raises(ValueError, match=r"3"):
+        emb2(np.zeros((2, 4), np.int64))
+    with pytest.raises(ValueError):
+        emb.set_weights([np.zeros((ROWS + 1, DIM), np.float32)])
+    with pytest.raises(ValueError):
+        emb.set_weights([np.zeros((ROWS, DIM + 1), np.float32)])
+    assert emb2.embeddings.tobytes() == w0
+
+
+@pytest.mark.parametrize("opt_name", ["SGD", "Adagrad", "Adam"])
+def test_readonly_memmapped_embedding_refuses_updates(tmp_path, opt_name):
+    from fastembed import optimizers as O
+
+    if not hasattr(O, opt_name):
+        pytest.skip(f"fastembed.optimizers.{opt_name} is not implemented yet")
+    emb = _embedding_or_skip()
+    emb.save(tmp_path / "emb")
+    files = {p: p.read_bytes() for p in (tmp_path / "emb").iterdir()}
+    ro = fe.Embedding.load(tmp_path / "emb", mmap_mode="r")
+    np.testing.assert_array_equal(ro(np.array([[1, 2]])), emb(np.array([[1, 2]])))
+    opt = getattr(O, opt_name)(learning_rate=0.1)
+    g = fe.SparseGradient(np.array([1]), np.ones((1, DIM), np.float32), (ROWS, DIM))
+    with pytest.raises(ValueError, match=r"read-only|mmap|memory-map|writ"):
+        opt.apply_gradients([(g, ro)])
+    with pytest.raises(ValueError):
+        fe.ops.scatter_add(ro.embeddings, np.array([1]), np.ones((1, DIM), np.float32))
+    for p, before in files.items():
+        assert p.read_bytes() == before
+    if hasattr(opt, "get_step"):
+        try:
+            assert opt.get_step(ro) == 0
+        except (KeyError, ValueError):
+            pass  # no state was created for it: also fine
