@@ -198,8 +198,17 @@ FE_INLINE int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t d
   return -1;
 }
 
+// GCC turns the fixed-width "zero the accumulators" and "store them" loops into memset /
+// memcpy calls, which forces the accumulators out of registers onto the stack (measured:
+// ~10% slower sums); keep them as plain loops.
+#if defined(__GNUC__) && !defined(__clang__)
+#define FE_BAG_NO_IDIOMS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define FE_BAG_NO_IDIOMS
+#endif
+
 template <class T, class I, int64_t FD, BagMode M, bool W, bool MASK, bool ARG>
-int64_t pool_range_base(const T* table, int64_t rows, int64_t dim, int64_t stride,
+FE_BAG_NO_IDIOMS int64_t pool_range_base(const T* table, int64_t rows, int64_t dim, int64_t stride,
                         const I* ids, const BagLayout& lay, const T* psw, T* out,
                         int64_t* argmax, int64_t b0, int64_t b1) {
   return pool_range<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay, psw, out,
@@ -208,7 +217,7 @@ int64_t pool_range_base(const T* table, int64_t rows, int64_t dim, int64_t strid
 
 #ifdef FE_BAG_AVX2
 template <class T, class I, int64_t FD, BagMode M, bool W, bool MASK, bool ARG>
-__attribute__((target("avx2"))) int64_t pool_range_avx2(
+__attribute__((target("avx2"))) FE_BAG_NO_IDIOMS int64_t pool_range_avx2(
     const T* table, int64_t rows, int64_t dim, int64_t stride, const I* ids,
     const BagLayout& lay, const T* psw, T* out, int64_t* argmax, int64_t b0, int64_t b1) {
   return pool_range<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay, psw, out,
