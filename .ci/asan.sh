@@ -76,7 +76,9 @@ cd "${TMPDIR:-/tmp}"
 args=("$@")
 if [ ${#args[@]} -eq 0 ]; then
   # Deselected: tests that run a child under RLIMIT_AS (see FASTEMBED_ASAN above).
-  args=("$ROOT/tests" -q -p no:cacheprovider --benchmark-disable
+  # --capture=sys: sanitizer reports go to the real stderr (with fd capture they would be
+  # lost when the report aborts the process).
+  args=("$ROOT/tests" -q -p no:cacheprovider --benchmark-disable --capture=sys
         -k "not lying_header_does_not_allocate")
 fi
 set +e
