@@ -605,3 +605,30 @@ def test_fifo_is_read_in_blocks(tmp_path, kind):
     finally:
         t.join(timeout=30)
     assert wv.words == words and wv.vectors.tobytes() == vecs.tobytes()
+
+
+def test_float32_fast_path_differential():
+    """Random short decimals, and 8-digit decimals next to float32 rounding midpoints,
+    against numpy's str -> float32 cast (float64 first, then float32)."""
+    rng = np.random.default_rng(11)
+    n = 20000
+    ints = rng.integers(0, 10 ** rng.integers(0, 9, n), dtype=np.int64)
+    fracs = rng.integers(0, 9, n)
+    toks = []
+    for i, k, s in zip(ints, fracs, rng.random(n) < 0.5):
+        f = "" if k == 0 else "." + str(rng.integers(0, 10 ** k)).zfill(k)
+        toks.append(("-" if s else "") + str(i) + f)
+    # Near midpoints: x + ulp/2 rounded to 8 decimals, then nudged by one unit.
+    x = rng.uniform(1, 70000, 4000).astype(np.float32)
+    mid = (x.astype(np.float64) + np.spacing(x).astype(np.float64) / 2)
+    for m, d in zip(mid, rng.integers(-1, 2, len(mid))):
+        toks.append("%.8f" % (round(m, 8) + d * 1e-8))
+    while len(toks) % 20:
+        toks.append("0")
+    grid = np.array(toks).reshape(-1, 20)
+    data = "\n".join(f"w{i} " + " ".join(r) for i, r in enumerate(grid)).encode()
+    _, got = _core_load(data)
+    ref = np.asarray(grid, dtype=np.float32)
+    assert got.tobytes() == ref.tobytes()
+    _, got64 = _core_load(data, dtype="float64")
+    assert got64.tobytes() == np.asarray(grid, dtype=np.float64).tobytes()

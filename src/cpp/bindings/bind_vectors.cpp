@@ -124,7 +124,9 @@ py::tuple finish(fe::vec::VectorsResult<T>& r) {
   const int64_t n = r.rows, D = r.dim;
   // Words and index; the dict keeps the first row of a duplicated word.
   py::list words(0);
-  py::dict index;
+  // Presized: no rehashing while 400k words go in.
+  py::dict index = py::reinterpret_steal<py::dict>(_PyDict_NewPresized(static_cast<Py_ssize_t>(n)));
+  if (!index) throw py::error_already_set();
   std::vector<uint8_t> keep(static_cast<size_t>(n), 1);
   int64_t kept = 0;
   const char* wb = r.words.data();
