@@ -330,3 +330,22 @@ def test_pickle_round_trip(rng):
         np.testing.assert_array_equal(a.values, b.values)
         np.testing.assert_array_equal(bag2(ids), bag(ids))
         assert bag2.mode == mode
+
+
+def test_from_keras_config():
+    keras_cfg = {
+        "name": "embedding", "trainable": True,
+        "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"},
+                  "registered_name": None},
+        "input_dim": 7, "output_dim": 2,
+        "embeddings_initializer": {"module": "keras.initializers", "class_name": "RandomUniform",
+                                   "config": {"minval": -0.05, "maxval": 0.05, "seed": 3},
+                                   "registered_name": None},
+        "embeddings_regularizer": None, "activity_regularizer": None,
+        "embeddings_constraint": None, "mask_zero": False, "batch_input_shape": [None, 5],
+        "input_length": 5,
+    }
+    e = fe.Embedding.from_config(keras_cfg)
+    assert (e.input_dim, e.output_dim, e.input_length, e.seed) == (7, 2, 5, 3)
+    assert e.embeddings.dtype == np.float32 and e.embeddings_initializer == "uniform"
+    assert np.abs(e.embeddings).max() <= 0.05

@@ -25,6 +25,10 @@ _TABLE_FILE = "embeddings.npy"
 # previous copy waits in `<path>.fe-old` while the two renames happen.
 _NEW_SUFFIX = ".fe-new"
 _OLD_SUFFIX = ".fe-old"
+_KERAS_IGNORED_KEYS = ("batch_input_shape", "input_shape", "batch_size", "build_config",
+                       "quantization_config", "sparse")
+_KERAS_INITIALIZERS = {"RandomUniform": "uniform", "RandomNormal": "normal",
+                       "GlorotUniform": "glorot_uniform", "Zeros": "zeros"}
 
 
 def _float_dtype(dtype, what="dtype"):
@@ -354,8 +358,26 @@ class Embedding:
 
     @classmethod
     def from_config(cls, config):
-        """Build a layer from ``get_config()`` output (with a freshly initialized table)."""
-        return cls(**dict(config))
+        """Build a layer from ``get_config()`` output (with a freshly initialized table).
+
+        Keras configs are read too: base-layer keys that carry no meaning here
+        (``batch_input_shape``, ``build_config``...) are dropped, a serialized dtype policy
+        or initializer dict is reduced to its name.
+        """
+        cfg = dict(config)
+        for key in _KERAS_IGNORED_KEYS:
+            cfg.pop(key, None)
+        dtype = cfg.get("dtype")
+        if isinstance(dtype, dict):  # Keras 3 DTypePolicy
+            cfg["dtype"] = (dtype.get("config") or {}).get("name", "float32")
+        init = cfg.get("embeddings_initializer")
+        if isinstance(init, dict):  # a serialized Keras initializer
+            name = init.get("class_name", "")
+            cfg["embeddings_initializer"] = _KERAS_INITIALIZERS.get(name, name)
+            seed = (init.get("config") or {}).get("seed")
+            if cfg.get("seed") is None and isinstance(seed, int):
+                cfg["seed"] = seed
+        return cls(**cfg)
 
     def save(self, path):
         """Write ``path/`` with ``config.json`` and ``embeddings.npy``, atomically.
