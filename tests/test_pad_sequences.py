@@ -226,10 +226,17 @@ def test_array_inputs_and_no_mutation():
     a2 = np.arange(12).reshape(3, 4)
     assert same((a2,), maxlen=3).tolist() == [[1, 2, 3], [5, 6, 7], [9, 10, 11]]
     same((a2,), maxlen=6, padding="post")
+    for arr in (a2, a2.astype(np.float64) + 0.5, a2.T, (a2 > 4), np.zeros((2, 0), int)):
+        for kw in ({}, {"maxlen": 2, "truncating": "post"}, {"maxlen": 5, "value": -1.5},
+                   {"maxlen": 3, "dtype": "float32", "padding": "post"}):
+            same((arr,), **kw)
     rows = [np.array([1, 2, 3], dtype=np.int8), np.array([], dtype=np.int64),
             np.arange(10)[::3], np.array([1.9, -2.5])]
     same((rows,), maxlen=2)
     same((rows,), maxlen=5, padding="post", dtype="float32")
+    frozen = np.arange(5, dtype=np.int32)
+    frozen.flags.writeable = False
+    same(([frozen, frozen[:2]],), maxlen=3)
     data = [[1, 2, 3], [4]]
     fe.pad_sequences(data, maxlen=2)
     assert data == [[1, 2, 3], [4]]

@@ -274,6 +274,15 @@ def test_long_words_and_many_words():
     assert_same_outputs(ours, ref, texts[:50])
 
 
+def test_one_huge_document():
+    doc = " ".join("w%d" % (i % 997) for i in range(200_000)) + " Ab, ab"
+    ours, ref = pair()
+    ours.fit_on_texts([doc, doc.upper()])
+    ref.fit_on_texts([doc, doc.upper()])
+    assert_same_state(ours, ref)
+    assert ours.texts_to_sequences([doc]) == ref.texts_to_sequences([doc])
+
+
 def test_unfitted_transforms():
     ours, ref = pair()
     assert ours.texts_to_sequences(["a b"]) == ref.texts_to_sequences(["a b"]) == [[]]

@@ -59,7 +59,9 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
 
 def _pad_fast(sequences, maxlen, dtype, padding, truncating, value):
     """The native path, or None when the inputs are outside what it reproduces."""
-    if type(sequences) not in (list, tuple) or not sequences:
+    is_matrix = (type(sequences) is np.ndarray and sequences.ndim == 2
+                 and sequences.dtype.kind in "iufb" and sequences.size > 0)
+    if not is_matrix and (type(sequences) not in (list, tuple) or not sequences):
         return None
     if not (isinstance(padding, str) and padding in ("pre", "post")):
         return None
@@ -80,6 +82,8 @@ def _pad_fast(sequences, maxlen, dtype, padding, truncating, value):
         return None
     if dt not in _FAST_DTYPES or not dt.isnative:
         return None
+    if is_matrix:
+        return _pad_matrix(sequences, maxlen, dtype, padding, truncating, value)
     n = len(sequences)
     lengths = np.empty(n, dtype=np.intp)
     if _text.seq_lengths(sequences, lengths, np.ndarray) != n:
@@ -88,12 +92,27 @@ def _pad_fast(sequences, maxlen, dtype, padding, truncating, value):
         maxlen = np.max(lengths)
         if maxlen == 0:
             return None
-    x = np.full((n, maxlen), value, dtype=dtype)
-    if x.dtype != dt or not x.flags.c_contiguous:  # pragma: no cover - defensive
-        return None
-    if not _text.pad_fill(sequences, x, int(maxlen), padding == "pre",
+    # The padding value cast exactly as np.full casts it (warnings included); the
+    # native loop then writes every element once instead of after a full memset.
+    fill = np.full((1,), value, dtype=dtype)
+    x = np.empty((n, maxlen), dtype=dtype)
+    if not _text.pad_fill(sequences, x, fill, int(maxlen), padding == "pre",
                           truncating == "pre", np.ndarray, np.asarray, dtype):
         return None
+    return x
+
+
+def _pad_matrix(arr, maxlen, dtype, padding, truncating, value):
+    """A 2-D numeric array: every row has the same length, so Keras' per-row slice
+    and cast are one slice and one cast of the whole array."""
+    n, length = arr.shape
+    if maxlen is None:
+        maxlen = length
+    x = np.full((n, maxlen), value, dtype=dtype)
+    cnt = min(length, maxlen)
+    src = arr[:, length - cnt:] if truncating == "pre" else arr[:, :cnt]
+    off = maxlen - cnt if padding == "pre" else 0
+    x[:, off:off + cnt] = np.asarray(src, dtype=dtype)
     return x
 
 

@@ -36,6 +36,35 @@ cdef extern from "Python.h":
     long long PyLong_AsLongLongAndOverflow(PyObject* o, int* overflow) except? -1
     double PyFloat_AS_DOUBLE(PyObject* o)
 
+cdef extern from *:
+    """
+    /* Value of a Python int that fits in a few digits, read in place; 0 when it
+       is larger (the caller then asks PyLong_AsLongLongAndOverflow). */
+    static inline int fe_small_long(PyObject* o, long long* out) {
+    #if PY_VERSION_HEX >= 0x030C0000
+        if (PyUnstable_Long_IsCompact((PyLongObject*)o)) {
+            *out = (long long)PyUnstable_Long_CompactValue((PyLongObject*)o);
+            return 1;
+        }
+        return 0;
+    #else
+        const digit* d = ((PyLongObject*)o)->ob_digit;
+        switch (Py_SIZE(o)) {
+            case 0: *out = 0; return 1;
+            case 1: *out = (long long)d[0]; return 1;
+            case -1: *out = -(long long)d[0]; return 1;
+            case 2: *out = (long long)(((unsigned long long)d[1] << PyLong_SHIFT) | d[0]);
+                    return 1;
+            case -2: *out = -(long long)(((unsigned long long)d[1] << PyLong_SHIFT) | d[0]);
+                     return 1;
+        }
+        return 0;
+    #endif
+    }
+    """
+    bint fe_small_long(PyObject* o, long long* out) noexcept
+
+
 ctypedef fused uchar_t:
     uint8_t
     uint16_t
@@ -214,8 +243,6 @@ cdef void _spans_free(Spans* sp) noexcept:
 
 
 cdef int _scan(const uchar_t* d, Py_ssize_t n, Splitter sep, Spans* sp) except -1:
-    # A document has at most n/2 + 1 tokens.
-    _spans_reserve(sp, n // 2 + 1)
     cdef Py_ssize_t j = 0, start, m = 0
     cdef uint64_t h
     cdef uint32_t c
@@ -232,6 +259,8 @@ cdef int _scan(const uchar_t* d, Py_ssize_t n, Splitter sep, Spans* sp) except -
                 break
             h = (h ^ c) * _FNV_PRIME
             j += 1
+        if m >= sp.cap:
+            _spans_reserve(sp, m + 1)
         sp.start[m] = start
         sp.length[m] = j - start
         sp.hash[m] = _mix(h)
@@ -878,9 +907,10 @@ cdef inline bint _put(pad_t* dst, PyObject* item) noexcept:
     cdef long long v
     cdef int ovf = 0
     if PyLong_CheckExact(item):
-        v = PyLong_AsLongLongAndOverflow(item, &ovf)
-        if ovf != 0:
-            return False
+        if not fe_small_long(item, &v):
+            v = PyLong_AsLongLongAndOverflow(item, &ovf)
+            if ovf != 0:
+                return False
         if pad_t is int32_t:
             if v < -2147483648LL or v > 2147483647LL:
                 return False
@@ -903,20 +933,23 @@ cdef inline bint _put(pad_t* dst, PyObject* item) noexcept:
     return False
 
 
-def pad_fill(sequences, pad_t[:, ::1] x, Py_ssize_t maxlen, bint pre_pad,
-             bint pre_trunc, ndarray, asarray, dtype):
-    """Copy each list/tuple of Python numbers into its row of ``x`` (already filled
-    with the padding value), Keras' truncation and padding rules, ``maxlen > 0``.
-    Returns False at the first item it cannot store exactly as numpy would."""
+def pad_fill(sequences, pad_t[:, ::1] x, const pad_t[::1] fill, Py_ssize_t maxlen,
+             bint pre_pad, bint pre_trunc, ndarray, asarray, dtype):
+    """Write every row of ``x`` (uninitialized): each list/tuple of Python numbers
+    or 1-D array, truncated and padded with ``fill[0]`` by Keras' rules,
+    ``maxlen > 0``.  Returns False at the first item it cannot store exactly as
+    numpy would (the caller then takes the reference path)."""
     cdef Py_ssize_t r = 0, L, cnt, start, off, k
     cdef PyObject* p
     cdef PyObject* item
     cdef bint is_list
     cdef pad_t* row
-    cdef pad_t[:] tv
+    cdef pad_t v = fill[0]
+    cdef const pad_t[:] tv
     for s in sequences:
         p = <PyObject*>s
         is_list = PyList_CheckExact(p)
+        row = &x[r, 0]
         if is_list:
             L = PyList_GET_SIZE(s)
         elif PyTuple_CheckExact(p):
@@ -924,23 +957,30 @@ def pad_fill(sequences, pad_t[:, ::1] x, Py_ssize_t maxlen, bint pre_pad,
         elif type(s) is ndarray and s.ndim == 1:
             # numpy rows: numpy's own slicing and cast, as in Keras.
             L = s.shape[0]
+            cnt = 0
+            off = 0
             if L:
                 tv = asarray(s[-maxlen:] if pre_trunc else s[:maxlen], dtype=dtype)
                 cnt = tv.shape[0]
                 off = maxlen - cnt if pre_pad else 0
                 for k in range(cnt):
-                    x[r, off + k] = tv[k]
+                    row[off + k] = tv[k]
+            for k in range(off):
+                row[k] = v
+            for k in range(off + cnt, maxlen):
+                row[k] = v
             r += 1
             continue
         else:
             return False
-        if L == 0:
-            r += 1
-            continue
         cnt = L if L < maxlen else maxlen
         start = L - cnt if pre_trunc else 0
         off = maxlen - cnt if pre_pad else 0
-        row = &x[r, off]
+        for k in range(off):
+            row[k] = v
+        for k in range(off + cnt, maxlen):
+            row[k] = v
+        row += off
         for k in range(cnt):
             if is_list:
                 item = PyList_GET_ITEM(s, start + k)
