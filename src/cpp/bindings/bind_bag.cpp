@@ -10,13 +10,17 @@ namespace fe {
 #define FE_BAG_INST(T, I)                                                                     \
   template int64_t bag_forward<T, I>(const T*, int64_t, int64_t, int64_t, const I*,            \
                                      const BagLayout&, BagMode, const T*, bool, T*, int64_t*); \
-  template int64_t bag_backward<T, I>(const T*, int64_t, const I*, const BagLayout&, BagMode, \
-                                      const T*, bool, const int64_t*, int64_t, CoalescePlan&,  \
-                                      std::vector<T>&);
+  template int64_t bag_backward_plan<T, I>(int64_t, const I*, const BagLayout&, BagMode,      \
+                                           const T*, bool, const int64_t*, int64_t,            \
+                                           BagGrad<T>&);
 FE_BAG_INST(float, int32_t)
 FE_BAG_INST(float, int64_t)
 FE_BAG_INST(double, int32_t)
 FE_BAG_INST(double, int64_t)
+template void bag_backward_sum<float>(const BagGrad<float>&, const float*, int64_t, BagMode,
+                                      float*);
+template void bag_backward_sum<double>(const BagGrad<double>&, const double*, int64_t, BagMode,
+                                       double*);
 #undef FE_BAG_INST
 }  // namespace fe
 
@@ -186,42 +190,43 @@ py::tuple embedding_bag_backward(py::handle grad_h, py::handle ids_h, py::handle
     am_o = py::reinterpret_borrow<py::object>(argmax_h);
     am = reinterpret_cast<const int64_t*>(m.data);
   }
-  fe::CoalescePlan plan;
-  int64_t bad;
-  py::object vals_o;
+  int64_t bad = -1;
+  py::object uniq_o, vals_o;
   auto run = [&](auto t) {
     using T = decltype(t);
-    std::vector<T> values;
+    fe::BagGrad<T> g;
     {
       py::gil_scoped_release nogil;
       auto go = [&](auto i) {
         using I = decltype(i);
-        return fe::bag_backward<T, I>(reinterpret_cast<const T*>(grad.data), dim,
-                                      reinterpret_cast<const I*>(a.ids.data), a.lay, a.mode,
-                                      reinterpret_cast<const T*>(a.psw), a.mask, am, rows, plan,
-                                      values);
+        return fe::bag_backward_plan<T, I>(dim, reinterpret_cast<const I*>(a.ids.data), a.lay,
+                                           a.mode, reinterpret_cast<const T*>(a.psw), a.mask,
+                                           am, rows, g);
       };
       bad = a.ids.dt == DType::I32 ? go(int32_t{}) : go(int64_t{});
     }
-    if (bad < 0) {
-      py::array_t<T> v({static_cast<py::ssize_t>(plan.unique.size()),
-                        static_cast<py::ssize_t>(dim)});
-      if (!values.empty()) std::memcpy(v.mutable_data(), values.data(), values.size() * sizeof(T));
-      vals_o = std::move(v);
+    if (bad >= 0) return;
+    const py::ssize_t nu = static_cast<py::ssize_t>(g.plan.unique.size());
+    py::array_t<int64_t> uniq(nu);
+    if (nu) std::memcpy(uniq.mutable_data(), g.plan.unique.data(), sizeof(int64_t) * nu);
+    // np.zeros: calloc'd pages, zeroed lazily by the kernel as the sum touches them.
+    py::object vals = py::module_::import("numpy").attr("zeros")(
+        py::make_tuple(nu, dim), sizeof(T) == 4 ? "float32" : "float64");
+    T* out = reinterpret_cast<T*>(view(vals).data);
+    {
+      py::gil_scoped_release nogil;
+      fe::bag_backward_sum<T>(g, reinterpret_cast<const T*>(grad.data), dim, a.mode, out);
     }
+    uniq_o = std::move(uniq);
+    vals_o = std::move(vals);
   };
   if (grad.dt == DType::F32) run(float{});
   else run(double{});
   if (bad >= 0) {
-    if (a.mode == fe::BagMode::Max) {
-      Arr m = view(am_o);
-      raise_bad_id(m, bad, rows, "argmax");
-    }
+    if (a.mode == fe::BagMode::Max) raise_bad_id(view(am_o), bad, rows, "argmax");
     raise_bad_id(a.ids, bad, rows);
   }
-  py::array_t<int64_t> uniq(static_cast<py::ssize_t>(plan.unique.size()));
-  std::copy(plan.unique.begin(), plan.unique.end(), uniq.mutable_data());
-  return py::make_tuple(uniq, vals_o);
+  return py::make_tuple(uniq_o, vals_o);
 }
 
 }  // namespace

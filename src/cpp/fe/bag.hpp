@@ -31,18 +31,21 @@
 //     Thread safety: reads table/ids/psw only.  Parallel over bags: each bag is pooled by
 //     one thread in position order, so the result is bit-identical for any thread count.
 //
-//   bag_backward<T, I>(grad, dim, ids, layout, mode, psw, mask_zero, argmax, rows, plan,
-//                      &values) -> int64
-//     The table gradient of one bag_forward call for the output gradient grad (B x dim):
+//   The table gradient of one bag_forward call for the output gradient grad (B x dim), in
+//   two steps so that the caller can allocate the (zeroed) output in between:
+//   bag_backward_plan<T, I>(dim, ids, layout, mode, psw, mask_zero, argmax, rows, &g) -> int64
+//     Lists the contributions:
 //       sum/mean: every pooled position i of bag b contributes  grad[b] * s_i  to row ids[i],
 //                 s_i = w_i (sum) or w_i / W_b (mean; 0 when W_b == 0)
 //       max:      grad[b, k] goes to row argmax[b, k], column k (nothing when it is -1)
-//     coalesced: plan.unique = the sorted unique rows receiving a contribution, values =
-//     |unique| x dim rows, each the sum of its contributions added in position order
-//     (b-major for max) starting from +0.0.  Deterministic for any thread count (rows
-//     are partitioned among threads by owner).
+//     and coalesces their rows: g.plan.unique = the sorted unique rows receiving one.
 //     Returns -1, or the first position (into ids, or into argmax for max) holding a row
-//     outside [0, rows) (nothing is produced).
+//     outside [0, rows) (g is then unusable).
+//   bag_backward_sum<T>(g, grad, dim, mode, out)
+//     out[s, :] (|unique| x dim, C-contiguous, zero-filled by the caller) = the sum of the
+//     contributions to row unique[s], added in position order (b-major for max) starting
+//     from +0.0.  Rows are partitioned among threads by owner: deterministic for any
+//     thread count.
 #pragma once
 
 #include <algorithm>
@@ -312,16 +315,22 @@ int64_t bag_forward(const T* table, int64_t rows, int64_t dim, int64_t stride, c
   }
 }
 
+template <class T>
+struct BagGrad {
+  CoalescePlan plan;          // unique rows and, per contribution, its slot
+  std::vector<int64_t> src;   // per contribution: grad row (sum/mean) or grad element (max)
+  std::vector<T> scale;       // per contribution (sum/mean)
+};
+
 template <class T, class I>
-int64_t bag_backward(const T* grad, int64_t dim, const I* ids, const BagLayout& lay,
-                     BagMode mode, const T* psw, bool mask_zero, const int64_t* argmax,
-                     int64_t rows, CoalescePlan& plan, std::vector<T>& values) {
-  plan.unique.clear();
-  plan.slot.clear();
-  values.clear();
-  // Contributions in order: (row, source row of grad, column or -1 for all, scale).
-  std::vector<int64_t> crow, csrc;
-  std::vector<T> cscale;
+int64_t bag_backward_plan(int64_t dim, const I* ids, const BagLayout& lay, BagMode mode,
+                          const T* psw, bool mask_zero, const int64_t* argmax, int64_t rows,
+                          BagGrad<T>& g) {
+  g.plan.unique.clear();
+  g.plan.slot.clear();
+  g.src.clear();
+  g.scale.clear();
+  std::vector<int64_t> crow;
   if (mode == BagMode::Max) {
     const int64_t total = lay.nbags * dim;
     for (int64_t e = 0; e < total; ++e) {
@@ -329,12 +338,12 @@ int64_t bag_backward(const T* grad, int64_t dim, const I* ids, const BagLayout& 
       if (r == -1) continue;
       if (!id_ok(r, rows)) return e;
       crow.push_back(r);
-      csrc.push_back(e);
+      g.src.push_back(e);
     }
   } else {
     crow.reserve(static_cast<size_t>(lay.n));
-    csrc.reserve(static_cast<size_t>(lay.n));
-    cscale.reserve(static_cast<size_t>(lay.n));
+    g.src.reserve(static_cast<size_t>(lay.n));
+    g.scale.reserve(static_cast<size_t>(lay.n));
     for (int64_t b = 0; b < lay.nbags; ++b) {
       const int64_t s = lay.begin(b), e = lay.end(b);
       const size_t first = crow.size();
@@ -345,46 +354,47 @@ int64_t bag_backward(const T* grad, int64_t dim, const I* ids, const BagLayout& 
         if (mask_zero && id == 0) continue;
         const T w = psw ? psw[i] : T(1);
         crow.push_back(id);
-        csrc.push_back(b);
-        cscale.push_back(w);
+        g.src.push_back(b);
+        g.scale.push_back(w);
         wsum += w;
       }
       if (mode == BagMode::Mean) {
         const T den = psw ? wsum : static_cast<T>(crow.size() - first);
         for (size_t j = first; j < crow.size(); ++j)
-          cscale[j] = den == T(0) ? T(0) : cscale[j] / den;
+          g.scale[j] = den == T(0) ? T(0) : g.scale[j] / den;
       }
     }
   }
-  const int64_t nc = static_cast<int64_t>(crow.size());
-  if (nc == 0) return -1;
-  coalesce_plan(crow.data(), nc, plan);  // rows are >= 0: cannot fail
-  const int64_t nu = static_cast<int64_t>(plan.unique.size());
-  values.assign(static_cast<size_t>(nu * dim), T(0));
-  if (dim == 0) return -1;
-  const int64_t* slot = plan.slot.data();
-  T* FE_RESTRICT out = values.data();
+  if (!crow.empty()) coalesce_plan(crow.data(), static_cast<int64_t>(crow.size()), g.plan);
+  return -1;  // rows are >= 0 here, so coalesce_plan cannot fail
+}
+
+template <class T>
+void bag_backward_sum(const BagGrad<T>& g, const T* grad, int64_t dim, BagMode mode, T* out) {
+  const int64_t nc = static_cast<int64_t>(g.plan.slot.size());
+  if (nc == 0 || dim == 0) return;
+  const int64_t* slot = g.plan.slot.data();
+  const int64_t* src = g.src.data();
   const int64_t grain = std::max<int64_t>(1, bag_detail::kGrainBytes /
                                                  (dim * static_cast<int64_t>(sizeof(T))));
   const int parts = plan_parts(nc, grain);
   const bool is_max = mode == BagMode::Max;
+  const T* scale = g.scale.data();
   parallel_parts(parts, [&](int p) {
     for (int64_t j = 0; j < nc; ++j) {
       const int64_t sl = slot[j];
       if (parts > 1 && owner_of(sl, parts) != p) continue;
       if (is_max) {
-        const int64_t e = csrc[j];
-        const int64_t k = e % dim;
-        out[sl * dim + k] += grad[e];
+        const int64_t e = src[j];
+        out[sl * dim + e % dim] += grad[e];
       } else {
-        const T* FE_RESTRICT g = grad + csrc[j] * dim;
-        const T sc = cscale[j];
+        const T* FE_RESTRICT gr = grad + src[j] * dim;
+        const T sc = scale[j];
         T* FE_RESTRICT o = out + sl * dim;
-        for (int64_t k = 0; k < dim; ++k) o[k] += g[k] * sc;
+        for (int64_t k = 0; k < dim; ++k) o[k] += gr[k] * sc;
       }
     }
   });
-  return -1;
 }
 
 }  // namespace fe
