@@ -632,3 +632,15 @@ def test_float32_fast_path_differential():
     assert got.tobytes() == ref.tobytes()
     _, got64 = _core_load(data, dtype="float64")
     assert got64.tobytes() == np.asarray(grid, dtype=np.float64).tobytes()
+
+
+def test_leading_blank_lines_and_line_numbers(tmp_path):
+    p = tmp_path / "v.txt"
+    p.write_bytes(b"\n  \r\na 1 2\n\nb 1\n")
+    with pytest.raises(ValueError, match=r"v\.txt, line 5: ragged row: expected 2 values "
+                                         r"after the word, found 1"):
+        fe.load_vectors(p)
+    p.write_bytes(b"\n\n3 2\n\na 1 2\nb 3 4\nc 5 6")
+    wv = fe.load_vectors(p)
+    assert wv.format == "word2vec" and wv.words == ["a", "b", "c"]
+    assert wv.vectors.tolist() == [[1, 2], [3, 4], [5, 6]]

@@ -2,14 +2,18 @@
 //
 // Contract (pure C++17, no Python):
 //
-//   VecSource src{read, size}
-//     read(dst, n) -> bytes read (0 at end of file, -1 on an I/O error with errno set);
-//     size: the file's size in bytes, or -1 when unknown (used only to reject lying
-//     headers early; nothing is ever allocated from a header count).
+//   VecSource src{read, size, data, block}
+//     Either data != nullptr: the whole file is data[0, size) (a mapping or a buffer,
+//     parsed in place and never read past data + size), or read(dst, n) -> bytes read
+//     (0 at end of file, -1 on an I/O error with errno set) and size = the file's size
+//     or -1 when unknown.  The size only rejects lying headers early and sizes buffers:
+//     nothing is ever allocated from a header count.  block: bytes per parse step.
 //
 //   load_vectors<T>(src, format, limit, out) -> bool
-//     T is float or double.  Reads the file in blocks (at most kMaxBlock bytes plus one
-//     line), parses each block on all threads and appends, in file order:
+//     T is float or double.  Works through the file in blocks (src.block bytes, default
+//     kMaxBlock, plus one line); each block is split at line ends into chunks that are
+//     parsed on all threads (fe::parallel_for), each chunk writing its rows in place
+//     (a first pass counts its lines); then, in file order, it appends:
 //       out.words / out.word_end   the words' UTF-8 bytes, word r is
 //                                  words[word_end[r-1] .. word_end[r])
 //       out.values                 rows x dim values, row-major
@@ -909,10 +913,18 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
     if (f == Format::Auto) {
       f = Format::Word2VecText;
       if (count > 0) {
-        const char* l2 = ensure_line(buf);
-        if (!l2) {
-          out.error.io_errno = buf.io_errno();
-          return fail(out, ErrKind::Io, line_no, -1);
+        // Blank lines after the header say nothing; the binary reader skips newlines
+        // before a word too.
+        const char* l2;
+        for (;;) {
+          l2 = ensure_line(buf);
+          if (!l2) {
+            out.error.io_errno = buf.io_errno();
+            return fail(out, ErrKind::Io, line_no, -1);
+          }
+          if (rtrim(buf.begin(), l2) > buf.begin() || l2 == buf.end()) break;
+          buf.consume_to(l2 + 1);
+          ++line_no;
         }
         const char* s = buf.begin();
         const char* t = rtrim(s, l2);
