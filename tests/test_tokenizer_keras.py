@@ -253,7 +253,8 @@ def test_empty_texts_and_numpy_input():
 
 def test_unicode_lowering_and_filters():
     texts = ["ΟΔΟΣ Σ ΣΑΣ", "İstanbul ÉCOLE Straße", "“smart quotes” and… ellipsis — dash",
-             "a\r\nb a\xa0b", "Ǆ ǅ ǆ ﬁ", "日本語 テキスト", "emoji 😀!ok", "x" * 40 + "Σ"]
+             "a\r\nb a\xa0b", "Ǆ ǅ ǆ ﬁ", "日本語 テキスト", "emoji 😀!ok", "x" * 40 + "Σ",
+             "lone \ud800 surrogate \udfff!", "Ÿÿ µ ß ÀÉÎ", "ascii only"]
     for kw in [{}, dict(lower=False), dict(split="\xa0"), dict(filters="")]:
         ours, ref = pair(**kw)
         ours.fit_on_texts(texts)
@@ -357,6 +358,15 @@ def test_errors_like_keras():
         warnings.simplefilter("always")
         tok = fe.Tokenizer(nb_words=7)
     assert tok.num_words == 7 and "renamed `num_words`" in str(w[0].message)
+
+
+def test_pickle_round_trip():
+    import pickle
+    tok = fe.Tokenizer(num_words=4, oov_token="?", index_from=2)
+    tok.fit_on_texts(PAPER)
+    back = pickle.loads(pickle.dumps(tok))
+    assert back.get_config() == tok.get_config()
+    assert back.texts_to_sequences(PAPER) == tok.texts_to_sequences(PAPER)
 
 
 def test_failed_fit_changes_nothing():

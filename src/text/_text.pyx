@@ -947,6 +947,8 @@ def pad_fill(sequences, pad_t[:, ::1] x, const pad_t[::1] fill, Py_ssize_t maxle
     cdef pad_t v = fill[0]
     cdef const pad_t[:] tv
     for s in sequences:
+        if r >= x.shape[0]:
+            return False
         p = <PyObject*>s
         is_list = PyList_CheckExact(p)
         row = &x[r, 0]
