@@ -350,6 +350,14 @@ def test_bad_ids(rng, ids, offsets, exc, message):
     assert table.tobytes() == before
 
 
+def test_offsets_beyond_int64_are_bad_offsets(rng):
+    table = _table(rng)
+    with pytest.raises(ValueError, match="offsets"):
+        fe.ops.embedding_bag(table, np.array([1, 2]), np.array([0, 2**63 + 5], np.uint64))
+    got = fe.ops.embedding_bag(table, np.array([1, 2, 3]), np.array([0, 1], np.uint8))
+    np.testing.assert_allclose(got, [table[1], table[2] + table[3]], rtol=1e-6)
+
+
 def test_bad_arguments(rng):
     table = _table(rng)
     ids = np.array([[1, 2, 3], [4, 5, 6]])

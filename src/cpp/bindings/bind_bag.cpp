@@ -69,7 +69,14 @@ BagArgs bag_args(const Arr& table, py::handle ids_h, py::handle offsets_h, py::h
     if (ids.nd != 1)
       throw py::value_error("ids must be 1-D when offsets are given, got shape " +
                             shape_str(ids));
-    py::object off_o = ids_normalizer()(offsets_h, false, "offsets");
+    py::object off_o;
+    try {
+      off_o = ids_normalizer()(offsets_h, false, "offsets");
+    } catch (py::error_already_set& e) {
+      // An offset too large for int64 is past the end of any ids: a bad offset.
+      if (e.matches(PyExc_IndexError)) throw py::value_error(py::str(e.value()).cast<std::string>());
+      throw;
+    }
     Arr off = view(off_o);
     if (off.nd != 1)
       throw py::value_error("offsets must be 1-D, got shape " + shape_str(off));
