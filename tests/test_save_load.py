@@ -89,6 +89,18 @@ def test_saving_a_memory_mapped_layer_over_its_own_folder(tmp_path):
     np.testing.assert_array_equal(fe.Embedding.load(tmp_path / "m").embeddings, expect)
 
 
+def test_read_write_map_follows_a_save_over_its_own_folder(tmp_path):
+    e = fe.Embedding(10, 3, seed=1)
+    e.save(tmp_path / "m")
+    m = fe.Embedding.load(tmp_path / "m", mmap_mode="r+")
+    m.save(tmp_path / "m")
+    fe.ops.scatter_add(m.embeddings, [4], np.ones((1, 3), np.float32))
+    m.embeddings.flush()
+    expect = e.embeddings.copy()
+    expect[4] += 1
+    np.testing.assert_array_equal(fe.Embedding.load(tmp_path / "m").embeddings, expect)
+
+
 def test_pickle_memory_mapped_layer(tmp_path):
     e = fe.Embedding(10, 3, seed=1)
     e.save(tmp_path / "m")

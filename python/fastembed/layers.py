@@ -423,6 +423,13 @@ class Embedding:
             _fsync_dir(parent)
         os.rename(new, path)
         _fsync_dir(parent)
+        emb = self.embeddings
+        if isinstance(emb, np.memmap) and emb.filename and os.path.abspath(emb.filename) == \
+                os.path.abspath(os.path.join(path, _TABLE_FILE)):
+            # The table maps the file just replaced: map the new one, so that "r+" updates
+            # keep going to the file at `path`.
+            self.embeddings = np.load(os.path.join(path, _TABLE_FILE), mmap_mode=emb.mode,
+                                      allow_pickle=False)
         if os.path.exists(old):
             shutil.rmtree(old, ignore_errors=True)
 
