@@ -226,6 +226,8 @@ def test_gather_errors_name_id_and_position():
         ops.gather(table, np.array([0, np.iinfo(np.int64).min]))
     with pytest.raises(IndexError, match="18446744073709551615"):
         ops.gather(table, np.array([2**64 - 1], dtype=np.uint64))
+    with pytest.raises(IndexError, match=r"ids\[1\] = 1180591620717411303424 is out of range"):
+        ops.gather(table, [0, 2**70])  # Python ints beyond int64: out of range, not a dtype
     with pytest.raises(IndexError, match=r"ids = 9 is out of range"):
         ops.gather(table, 9)
     with pytest.raises(IndexError, match="table is empty"):

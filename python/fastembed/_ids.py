@@ -18,6 +18,19 @@ def _pos(arr: np.ndarray, flat: int) -> str:
     return "[" + ", ".join(str(int(i)) for i in np.unravel_index(flat, arr.shape)) + "]"
 
 
+def _raise_for_huge_ints(arr: np.ndarray, name: str) -> None:
+    """A list of Python ints that do not fit int64 becomes an object array: those ids are
+    out of range for any table (IndexError), not a wrong dtype."""
+    flat = arr.reshape(-1)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+               for v in flat):
+        return
+    for i, v in enumerate(flat):
+        if not -(2**63) <= int(v) < 2**63:
+            raise IndexError(f"{name}{_pos(arr, i)} = {int(v)} is out of range "
+                             f"(ids must fit in int64)")
+
+
 def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
     """Return `ids` as a C-contiguous, native int32 or int64 array.
 
@@ -36,6 +49,8 @@ def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
             raise ValueError(f"{name} could not be read as an integer array: {exc}") from None
         if arr.size == 0 and arr.dtype.kind == "f":
             arr = arr.astype(np.int64)  # an empty list: numpy's default dtype is float64
+        elif arr.dtype.kind == "O":
+            _raise_for_huge_ints(arr, name)
     kind = arr.dtype.kind
     if kind == "b":
         raise TypeError(
