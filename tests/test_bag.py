@@ -401,7 +401,7 @@ def test_private_backward_rejects_bad_argmax(rng):
 
 # ------------------------------------------------------------------ property test
 
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 @given(data=st.data())
 def test_random_bags_match_reference(data):
     mode = data.draw(st.sampled_from(MODES))

@@ -349,3 +349,30 @@ def test_from_keras_config():
     assert (e.input_dim, e.output_dim, e.input_length, e.seed) == (7, 2, 5, 3)
     assert e.embeddings.dtype == np.float32 and e.embeddings_initializer == "uniform"
     assert np.abs(e.embeddings).max() <= 0.05
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(deadline=None)
+@given(data=st.data())
+def test_random_lookups_and_gradients_match_numpy(data):
+    V = data.draw(st.integers(1, 40))
+    D = data.draw(st.sampled_from([1, 2, 5, 16, 64]))
+    shape = tuple(data.draw(st.lists(st.integers(0, 6), min_size=0, max_size=3)))
+    id_dtype = data.draw(st.sampled_from([np.int8, np.int32, np.int64, np.uint16, np.float64]))
+    if np.dtype(id_dtype).kind in "iu" and V > np.iinfo(id_dtype).max:
+        V = int(np.iinfo(id_dtype).max)
+    dtype = data.draw(st.sampled_from(["float32", "float64"]))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    emb = fe.Embedding(V, D, dtype=dtype, seed=1)
+    ids = rng.integers(0, V, size=shape).astype(id_dtype)
+    out = emb(ids)
+    idx = ids.astype(np.int64)
+    np.testing.assert_array_equal(out, emb.embeddings[idx])
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    sg = emb.backward(grad)
+    ref = np.zeros((V, D), dtype)
+    np.add.at(ref, idx.reshape(-1), grad.reshape(-1, D))
+    np.testing.assert_array_equal(sg.to_dense(), ref)
+    np.testing.assert_array_equal(sg.indices, np.unique(idx))
