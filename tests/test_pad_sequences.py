@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fastembed as fe
@@ -145,8 +145,8 @@ def test_empty_inputs():
 
 
 def test_maxlen_quirks():
-    with pytest.raises(ValueError,
-                       match=r"could not broadcast input array from shape \(3,\) into shape \(0,\)"):
+    with pytest.raises(ValueError, match=r"could not broadcast input array from shape "
+                                         r"\(3,\) into shape \(0,\)"):
         fe.pad_sequences(BASIC, maxlen=0)
     same((BASIC,), maxlen=0)
     assert same((BASIC,), maxlen=0, truncating="post").shape == (3, 0)
