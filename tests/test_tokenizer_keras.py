@@ -12,7 +12,7 @@ from collections import OrderedDict, defaultdict
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import fastembed as fe
@@ -100,7 +100,6 @@ CONFIGS = st.fixed_dictionaries({
 })
 
 
-@settings(max_examples=40)
 @given(config=CONFIGS, texts=texts_st(), more=texts_st(max_size=4),
        probe=texts_st(max_size=4),
        extra=st.lists(st.integers(-3, 40), max_size=6))
@@ -117,7 +116,6 @@ def test_differential_fit_and_transform(config, texts, more, probe, extra):
     assert_same_outputs(ours, ref, probe + texts, extra)
 
 
-@settings(max_examples=25)
 @given(texts=texts_st(min_size=1), num_words=st.sampled_from([None, 4]),
        oov=st.sampled_from([None, "<OOV>"]), lower=st.booleans())
 def test_differential_pretokenized_and_mixed(texts, num_words, oov, lower):
@@ -131,7 +129,6 @@ def test_differential_pretokenized_and_mixed(texts, num_words, oov, lower):
     assert_same_outputs(ours, ref, mixed + [["NEW", "york"], []])
 
 
-@settings(max_examples=30)
 @given(seqs=st.lists(st.lists(st.integers(-6, 12), max_size=8), max_size=6),
        num_words=st.sampled_from([None, 4, 6, 13]))
 def test_differential_sequences(seqs, num_words):
