@@ -154,18 +154,23 @@ def load_vectors(path, format="auto", dtype="float32", limit=None):
     name = os.fsdecode(fspath)
     with open(fspath, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            # A pipe or device: read in blocks from the descriptor.
-            res = _core.load_vectors(f.fileno(), name, format, dt, lim, -1)
-        elif st.st_size == 0:
-            res = _core.load_vectors(b"", name, format, dt, lim, 0)
-        else:
+        mm = None
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0:
             # Parsed in place from a read-only mapping: no copy of the file, and with
             # `limit` only the pages that are parsed are read.
             flags = mmap.MAP_SHARED
             if lim < 0 and hasattr(mmap, "MAP_POPULATE"):
                 flags |= mmap.MAP_POPULATE
-            with mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ) as mm:
+            try:
+                mm = mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+            except (OSError, ValueError):  # a file system without mmap
+                mm = None
+        if mm is None:
+            # Pipes, devices, /proc-like files (size 0): read in blocks from the fd.
+            size = st.st_size if stat.S_ISREG(st.st_mode) and st.st_size > 0 else -1
+            res = _core.load_vectors(f.fileno(), name, format, dt, lim, size)
+        else:
+            with mm:
                 if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
                     mm.madvise(mmap.MADV_SEQUENTIAL)
                 res = _core.load_vectors(mm, name, format, dt, lim, st.st_size)
