@@ -13,6 +13,7 @@ substring, a Python hash and a dict operation.
 """
 cimport cython
 import gc as _gc
+import numpy as _np
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
@@ -63,6 +64,16 @@ cdef extern from *:
     }
     """
     bint fe_small_long(PyObject* o, long long* out) noexcept
+
+
+# Documents the native scanner takes: exact str, and numpy's str_ (what iterating
+# an array of strings gives), whose lower() is str.lower.  Other str subclasses may
+# override lower/translate/split, so they take Keras' per-item path.
+cdef object _NP_STR = _np.str_
+
+
+cdef inline bint _plain_str(object o) noexcept:
+    return PyUnicode_CheckExact(<PyObject*>o) or type(o) is _NP_STR
 
 
 ctypedef fused uchar_t:
@@ -488,7 +499,7 @@ def fit_texts(texts, bint lower, Splitter sep, tokenize):
     try:
         for text in texts:
             p = <PyObject*>text
-            if sep is not None and PyUnicode_CheckExact(p):
+            if sep is not None and _plain_str(text):
                 s = _doc_view(text, lower, &sc, &kind, &data, &n)
                 _scan_data(kind, data, n, sep, &sp)
                 for i in range(sp.n):
@@ -631,7 +642,7 @@ cdef class Encoder:
         self.bufcap = need
         return 0
 
-    cdef list encode_str(self, str text):
+    cdef list encode_str(self, object text):
         cdef Py_ssize_t i, n, m = 0
         cdef StrTable t = self.table
         cdef Slot* e
@@ -669,7 +680,7 @@ cdef class Encoder:
         return vect
 
     def encode_one(self, text):
-        if self.sep is not None and PyUnicode_CheckExact(<PyObject*>text):
+        if self.sep is not None and _plain_str(text):
             return self.encode_str(text)
         return self.encode_generic(text)
 
@@ -683,7 +694,7 @@ cdef class Encoder:
             _gc.disable()
         try:
             for text in texts:
-                if self.sep is not None and PyUnicode_CheckExact(<PyObject*>text):
+                if self.sep is not None and _plain_str(text):
                     result.append(self.encode_str(text))
                 else:
                     result.append(self.encode_generic(text))
