@@ -136,7 +136,7 @@ FE_INLINE int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t d
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t s = lay.begin(b), e = lay.end(b);
     T* FE_RESTRICT o = out + b * dim;
-    T* FE_RESTRICT acc = FD > 0 ? accf : o;
+    T* acc = FD > 0 ? accf : o;  // based on o when FD == 0: not restrict
     int64_t* am = nullptr;
     if (ARG) am = FD > 0 ? amf : argmax + b * dim;
     if (M != BagMode::Max)
