@@ -39,6 +39,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -636,6 +637,20 @@ bool fail(VectorsResult<T>& out, ErrKind k, int64_t line, int64_t offset) {
   return false;
 }
 
+// Calls fn(c) for every c in [0, n) on all threads, each thread taking the next chunk
+// when it is done: on a shared machine a descheduled thread does not hold the others
+// up.  fn must write only to chunk c's own outputs, so the result does not depend on
+// which thread ran which chunk.
+template <class F>
+void for_each_chunk(int64_t n, const F& fn) {
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(n, get_num_threads()));
+  parallel_for(workers, 1, [&](int64_t wb, int64_t we, int) {
+    for (int64_t w = wb; w < we; ++w)
+      for (int64_t c = next.fetch_add(1); c < n; c = next.fetch_add(1)) fn(c);
+  });
+}
+
 // Splits [b, e) (whole lines) into about `parts` chunks at line boundaries.
 template <class T>
 void split_chunks(const char* b, const char* e, int64_t parts, std::vector<TextChunk<T>>& cs) {
@@ -720,22 +735,21 @@ bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_li
           estimate_rows(file_size - buf.offset_of(b), line_bytes, 2 * D + 1, need);
       out.values.reserve(static_cast<size_t>((out.rows + est) * D));
     }
-    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(256, nbytes >> 20));
+    // ~512 KiB chunks: enough of them for the threads to balance.
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(1024, nbytes >> 19));
     split_chunks<T>(b, e, parts, cs);
     // Pass 1: count lines, so every chunk can write its rows in place.
     const int64_t nc = static_cast<int64_t>(cs.size());
-    parallel_for(nc, 1, [&](int64_t cb, int64_t ce, int) {
-      for (int64_t c = cb; c < ce; ++c) {
-        int64_t lines = 0;
-        const char* s = cs[c].b;
-        while (s < cs[c].e) {
-          const void* nl = std::memchr(s, '\n', static_cast<size_t>(cs[c].e - s));
-          ++lines;
-          if (!nl) break;
-          s = static_cast<const char*>(nl) + 1;
-        }
-        cs[c].lines = lines;
+    for_each_chunk(nc, [&](int64_t c) {
+      int64_t lines = 0;
+      const char* s = cs[c].b;
+      while (s < cs[c].e) {
+        const void* nl = std::memchr(s, '\n', static_cast<size_t>(cs[c].e - s));
+        ++lines;
+        if (!nl) break;
+        s = static_cast<const char*>(nl) + 1;
       }
+      cs[c].lines = lines;
     });
     int64_t slots = 0;
     for (auto& c : cs) {
@@ -746,9 +760,7 @@ bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_li
     out.values.resize(old + static_cast<size_t>(slots * D));
     T* vals = out.values.data() + old;
     // Pass 2: parse.
-    parallel_for(nc, 1, [&](int64_t cb, int64_t ce, int) {
-      for (int64_t c = cb; c < ce; ++c) parse_text_chunk<T>(cs[c], D, vals);
-    });
+    for_each_chunk(nc, [&](int64_t c) { parse_text_chunk<T>(cs[c], D, vals); });
     // Concatenate in order; the first error among the rows we keep wins.
     int64_t kept = 0;
     bool done = false;
