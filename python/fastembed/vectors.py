@@ -157,7 +157,8 @@ def load_vectors(path, format="auto", dtype="float32", limit=None):
         mm = None
         if stat.S_ISREG(st.st_mode) and st.st_size > 0:
             # Parsed in place from a read-only mapping: no copy of the file, and with
-            # `limit` only the pages that are parsed are read.
+            # `limit` only the pages that are parsed are read.  (As with np.memmap, a
+            # file truncated by another process during the parse would fault.)
             flags = mmap.MAP_SHARED
             if lim < 0 and hasattr(mmap, "MAP_POPULATE"):
                 flags |= mmap.MAP_POPULATE
