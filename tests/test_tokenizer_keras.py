@@ -260,6 +260,20 @@ def test_unicode_lowering_and_filters():
         assert_same_outputs(ours, ref, texts)
 
 
+@pytest.mark.parametrize("split", [" ", "\x00"])
+def test_every_bmp_and_latin1_character_lowers_like_python(split):
+    # documents of 256 consecutive code points (one- and two-byte strings), each a
+    # single token: its lower-cased form must be exactly str.lower's
+    docs = ["".join(map(chr, range(a, a + 256))).replace(split, "") + " Σ" * (a % 3)
+            for a in range(0, 0x10000, 256)]
+    docs += ["ΣΑΣ Σ", "ΑΣ ΟΔΟΣ", "İ", "x" * 20 + "Ω" + "\u0130"]
+    ours, ref = pair(filters="", split=split)
+    ours.fit_on_texts(docs)
+    ref.fit_on_texts(docs)
+    assert_same_state(ours, ref)
+    assert ours.texts_to_sequences(docs) == ref.texts_to_sequences(docs)
+
+
 def test_long_words_and_many_words():
     # long tokens (beyond the 16-byte in-slot keys) and a table that grows
     rng = np.random.default_rng(0)

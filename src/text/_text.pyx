@@ -172,6 +172,29 @@ cdef void _init_lower1():
 _init_lower1()
 
 
+# The same for two-byte (BMP) strings, built on first use: every character whose
+# lower() is one BMP character; 0xFFFF marks the others (multi-character results,
+# the context-dependent capital sigma), for which the whole document goes through
+# str.lower().
+cdef uint16_t* _LOWER2 = NULL
+
+
+cdef int _init_lower2() except -1:
+    global _LOWER2
+    cdef uint16_t* t = <uint16_t*>PyMem_Malloc(65536 * sizeof(uint16_t))
+    cdef int i
+    if t == NULL:
+        raise MemoryError()
+    for i in range(65536):
+        low = chr(i).lower()
+        if len(low) != 1 or ord(low) > 0xFFFE or i == 0x3A3:
+            t[i] = 0xFFFF
+        else:
+            t[i] = <uint16_t>ord(low)
+    _LOWER2 = t
+    return 0
+
+
 cdef struct Scratch:
     uint8_t* buf
     Py_ssize_t cap
@@ -205,6 +228,30 @@ cdef object _doc_view(object text, bint lower, Scratch* sc, unsigned int* kind,
         data[0] = <const char*>sc.buf
         n[0] = m
         return text
+    cdef const uint16_t* src2
+    cdef uint16_t* dst2
+    cdef uint16_t c
+    if k == 2:
+        if _LOWER2 == NULL:
+            _init_lower2()
+        if 2 * m > sc.cap:
+            a = PyMem_Realloc(sc.buf, max(2 * m, 2 * sc.cap, 4096))
+            if a == NULL:
+                raise MemoryError()
+            sc.buf = <uint8_t*>a
+            sc.cap = max(2 * m, 2 * sc.cap, 4096)
+        src2 = <const uint16_t*>PyUnicode_DATA(p)
+        dst2 = <uint16_t*>sc.buf
+        for i in range(m):
+            c = _LOWER2[src2[i]]
+            if c == 0xFFFF:
+                break
+            dst2[i] = c
+        else:
+            kind[0] = 2
+            data[0] = <const char*>sc.buf
+            n[0] = m
+            return text
     s = text.lower()
     p = <PyObject*>s
     kind[0] = PyUnicode_KIND(p)
