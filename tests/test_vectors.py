@@ -644,3 +644,89 @@ def test_leading_blank_lines_and_line_numbers(tmp_path):
     wv = fe.load_vectors(p)
     assert wv.format == "word2vec" and wv.words == ["a", "b", "c"]
     assert wv.vectors.tolist() == [[1, 2], [3, 4], [5, 6]]
+
+
+# ------------------------------------------------------------------ differential: a
+# Python transcription of the documented GloVe rules against the native parser
+
+import re as _re
+
+_NUM = _re.compile(rb"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_FIELD = _re.compile(rb"[^ \t]+")
+
+
+def _ref_number(tok):
+    if not _NUM.fullmatch(tok):
+        return None
+    x = float(tok)
+    if not np.isfinite(x):
+        return None
+    with np.errstate(over="ignore"):  # beyond float32: rounds to inf, refused below
+        v = np.float32(x)
+    return v if np.isfinite(v) else None
+
+
+def ref_glove(data):
+    """(words, vectors) or ("error", line) following the rules in vectors.hpp."""
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    words, rows, seen, D = [], [], set(), None
+    for lineno, line in enumerate(data.split(b"\n"), 1):
+        line = line.rstrip(b" \t\r")
+        if not line:
+            continue
+        spans = [m.span() for m in _FIELD.finditer(line)]
+        n = len(spans)
+        if D is None:
+            D = n - 1
+            if D < 1:
+                return "error", lineno
+        if n < D + 1:
+            return "error", lineno
+        first = n - D
+        if n > D + 1 and all(_ref_number(line[a:b]) is not None for a, b in spans[1:first]):
+            return "error", lineno
+        vals = [_ref_number(line[a:b]) for a, b in spans[first:]]
+        if any(v is None for v in vals):
+            return "error", lineno
+        word = line[spans[0][0]:spans[first - 1][1]]
+        try:
+            w = word.decode("utf-8")
+        except UnicodeDecodeError:
+            return "error", lineno
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+            rows.append(vals)
+    if D is None:
+        return "error", 0
+    return words, np.array(rows, dtype=np.float32).reshape(len(rows), D)
+
+
+_TOKENS = [b"0.5", b"-1", b"2.25e-3", b"+.5", b"5.", b".", b"-", b"1e", b"1e+2", b"nan",
+           b"inf", b"1e999", b"1e39", b"1.0abc", b"007", b"-0", b"1_0", b"0x10",
+           b"3.4028235e38", b"1e-60"]
+_WORDS = [b"the", b"caf\xc3\xa9", b"\xff", b"a b", b"x", b".", b"1", b"\xe6\x97\xa5"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(_WORDS),
+                          st.lists(st.sampled_from(_TOKENS[:7]) | st.sampled_from(_TOKENS),
+                                   min_size=0, max_size=4),
+                          st.sampled_from([b" ", b"\t", b"  "]),
+                          st.sampled_from([b"\n", b"\r\n", b" \n", b"\n\n"])),
+                min_size=1, max_size=6),
+       st.booleans(), st.sampled_from([0, 16, 40]))
+def test_glove_rules_differential(lines, bom, block):
+    data = (b"\xef\xbb\xbf" if bom else b"") + b"".join(
+        w + sep + sep.join(nums) + eol for w, nums, sep, eol in lines)
+    ref = ref_glove(data)
+    if ref[0] == "error":
+        with pytest.raises(ValueError) as ei:
+            _core_load(data, fmt="glove", block=block)
+        if ref[1]:
+            assert f"line {ref[1]}:" in str(ei.value), (data, str(ei.value))
+    else:
+        words, vecs = _core_load(data, fmt="glove", block=block)
+        assert words == ref[0]
+        assert vecs.tobytes() == ref[1].tobytes()
