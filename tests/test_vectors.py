@@ -684,7 +684,7 @@ def ref_glove(data):
         if n < D + 1:
             return "error", lineno
         first = n - D
-        if n > D + 1 and all(_ref_number(line[a:b]) is not None for a, b in spans[1:first]):
+        if n > D + 1 and all(_NUM.fullmatch(line[a:b]) for a, b in spans[1:first]):
             return "error", lineno
         vals = [_ref_number(line[a:b]) for a, b in spans[first:]]
         if any(v is None for v in vals):

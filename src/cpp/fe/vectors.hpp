@@ -469,7 +469,7 @@ ErrKind parse_line(const char* b, const char* e, int64_t D, T* FE_RESTRICT row, 
     bool all_numbers = true;
     for (int64_t k = 1; k < first_value && all_numbers; ++k) {
       double v;
-      all_numbers = parse_number(scratch[2 * k], scratch[2 * k + 1], v) == NumStatus::Ok;
+      all_numbers = parse_number(scratch[2 * k], scratch[2 * k + 1], v) != NumStatus::Bad;
     }
     if (all_numbers) {
       err.expected = D;
