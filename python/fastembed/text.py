@@ -355,11 +355,80 @@ class Tokenizer:
                            "config": self.get_config()}, **kwargs)
 
 
+_JSON_DICTS = ("word_counts", "word_docs", "index_docs", "index_word", "word_index")
+_ID_LIMIT = 2**63
+
+
+def _json_field(config, name):
+    """The decoded dict of one of the five double-encoded fields."""
+    if name not in config:
+        raise ValueError(f"tokenizer JSON: the config has no {name!r} field")
+    raw = config.pop(name)
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise ValueError(f"tokenizer JSON: field {name!r} is not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"tokenizer JSON: field {name!r} must hold a JSON object, "
+                         f"got {type(raw).__name__}")
+    return raw
+
+
+def _count(value, field, key):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _ID_LIMIT:
+        raise ValueError(f"tokenizer JSON: {field}[{key!r}] must be a non-negative integer, "
+                         f"got {value!r}")
+    return value
+
+
+def _int_key(key, field):
+    try:
+        k = int(key)
+    except (TypeError, ValueError):
+        raise ValueError(f"tokenizer JSON: {field} keys must be integers, got {key!r}") from None
+    if not 0 <= k < _ID_LIMIT:
+        raise ValueError(f"tokenizer JSON: {field} key {key!r} is out of range")
+    return k
+
+
+def _check_scalars(config):
+    def opt_int(name):
+        v = config.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f"tokenizer JSON: {name!r} must be a non-negative integer or "
+                             f"null, got {v!r}")
+    opt_int("num_words")
+    if "document_count" in config:
+        _count(config["document_count"], "config", "document_count")
+    for name in ("lower", "char_level"):
+        if name in config and not isinstance(config[name], bool):
+            raise ValueError(f"tokenizer JSON: {name!r} must be true or false, "
+                             f"got {config[name]!r}")
+    if "split" in config and not isinstance(config["split"], str):
+        raise ValueError(f"tokenizer JSON: 'split' must be a string, got {config['split']!r}")
+    if "oov_token" in config and config["oov_token"] is not None \
+            and not isinstance(config["oov_token"], str):
+        raise ValueError(f"tokenizer JSON: 'oov_token' must be a string or null, "
+                         f"got {config['oov_token']!r}")
+    f = config.get("filters", DEFAULT_FILTERS)
+    if not (isinstance(f, str) or (isinstance(f, list) and all(isinstance(c, str) for c in f))):
+        raise ValueError(f"tokenizer JSON: 'filters' must be a string (or a list of "
+                         f"strings), got {f!r}")
+    if config.get("analyzer") is not None:
+        raise ValueError("tokenizer JSON: 'analyzer' cannot be restored from JSON "
+                         "(a callable is not serialized)")
+    config.pop("analyzer", None)
+
+
 def tokenizer_from_json(json_string):
     """Rebuild a ``Tokenizer`` from ``to_json`` output (ours or Keras').
 
     Unlike Keras, the loaded tokenizer can be fitted further: ``word_counts`` is an
-    ``OrderedDict`` and ``word_docs`` / ``index_docs`` are ``defaultdict(int)``.
+    ``OrderedDict`` and ``word_docs`` / ``index_docs`` are ``defaultdict(int)``.  The
+    document is validated: malformed JSON, a missing field or a bad value raises
+    ``ValueError`` naming it; an unknown constructor key raises ``TypeError`` (as the
+    constructor does).
 
     Parameters
     ----------
@@ -369,15 +438,48 @@ def tokenizer_from_json(json_string):
     -------
     Tokenizer
     """
-    tokenizer_config = json.loads(json_string)
-    config = dict(tokenizer_config.get("config"))
-    word_counts = json.loads(config.pop("word_counts"))
-    word_docs = json.loads(config.pop("word_docs"))
-    index_docs = json.loads(config.pop("index_docs"))
-    index_docs = dict(zip(map(int, index_docs.keys()), index_docs.values()))
-    index_word = json.loads(config.pop("index_word"))
-    index_word = dict(zip(map(int, index_word.keys()), index_word.values()))
-    word_index = json.loads(config.pop("word_index"))
+    if isinstance(json_string, (bytes, bytearray)):
+        json_string = bytes(json_string).decode("utf-8")
+    if not isinstance(json_string, str):
+        raise TypeError(f"tokenizer_from_json expects a JSON string, got "
+                        f"{type(json_string).__name__}")
+    try:
+        doc = json.loads(json_string)
+    except RecursionError:
+        raise ValueError("tokenizer JSON is nested too deeply") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise ValueError("not a tokenizer JSON document: expected an object with a "
+                         "'config' object (the output of Tokenizer.to_json)")
+    if doc.get("class_name", "Tokenizer") != "Tokenizer":
+        raise ValueError(f"not a tokenizer JSON document: class_name is "
+                         f"{doc.get('class_name')!r}")
+    config = dict(doc["config"])
+    try:
+        word_counts = _json_field(config, "word_counts")
+        word_docs = _json_field(config, "word_docs")
+        index_docs = _json_field(config, "index_docs")
+        index_word = _json_field(config, "index_word")
+        word_index = _json_field(config, "word_index")
+    except RecursionError:
+        raise ValueError("tokenizer JSON is nested too deeply") from None
+    for w, c in word_counts.items():
+        _count(c, "word_counts", w)
+    for w, c in word_docs.items():
+        _count(c, "word_docs", w)
+    for w, i in word_index.items():
+        _count(i, "word_index", w)
+    index_docs = {_int_key(k, "index_docs"): _count(v, "index_docs", k)
+                  for k, v in index_docs.items()}
+    index_word = {_int_key(k, "index_word"): v for k, v in index_word.items()}
+    for k, v in index_word.items():
+        if not isinstance(v, str):
+            raise ValueError(f"tokenizer JSON: index_word[{k}] must be a string, got {v!r}")
+    _check_scalars(config)
+    oov = config.get("oov_token")
+    if oov is not None and word_index and oov not in word_index:
+        # Keras forces the OOV token into word_index when it fits; a fitted document
+        # without it cannot come from Tokenizer.to_json.
+        raise ValueError(f"tokenizer JSON: oov_token {oov!r} is not in word_index")
 
     tokenizer = Tokenizer(**config)
     tokenizer.word_counts = OrderedDict(word_counts)

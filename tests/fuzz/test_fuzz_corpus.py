@@ -3,11 +3,8 @@ number of pseudo-random inputs (a cheap, deterministic smoke run in the normal s
 
 FASTEMBED_FUZZ_EXAMPLES sets the number of random inputs per target (default 300).
 
-Known gap (xfail, not a pass): ``tokenizer_from_json`` follows Keras and does not
-validate its document yet, so a missing or mistyped field escapes as KeyError /
-AttributeError / ... instead of ValueError, and a loaded tokenizer may emit non-int ids.
-Such findings are reported as xfail naming the input; every other finding (a crash, a
-wrong result, another target) fails.  FASTEMBED_FUZZ_STRICT=1 turns the xfail off.
+Every finding (a crash, a wrong result, an exception outside the target's contract)
+fails the test, naming the input.
 """
 from __future__ import annotations
 
@@ -21,7 +18,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 TARGETS = ["fuzz_ops", "fuzz_vectors", "fuzz_tokenizer_json"]
 N_RANDOM = int(os.environ.get("FASTEMBED_FUZZ_EXAMPLES", "300"))
-STRICT = os.environ.get("FASTEMBED_FUZZ_STRICT") == "1"
+STRICT = True  # tokenizer_from_json validates its document now: no known gaps
 _UNVALIDATED = (KeyError, AttributeError, IndexError, RecursionError, OverflowError)
 
 
