@@ -836,7 +836,9 @@ bool parse_binary_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t file_s
     const int64_t n = static_cast<int64_t>(recs.size());
     if (n == 0) {
       if (buf.eof()) break;
-      // One record larger than the buffer: grow it.
+      // Newlines before the record are done with; the record is larger than the buffer:
+      // grow it.
+      buf.consume_to(s);
       if (!buf.fill(buf.avail() * 2 + vbytes + buf.first_block())) {
         out.error.io_errno = buf.io_errno();
         return fail(out, ErrKind::Io, -1, buf.offset_of(buf.begin()));
