@@ -73,3 +73,56 @@ def test_bag(benchmark, mode, method, threads):
         method.startswith("torch") and mode == "max")
     out = benchmark.pedantic(fn, rounds=5 if slow else 30, iterations=1, warmup_rounds=1)
     np.testing.assert_allclose(out, reference(mode), rtol=1e-4, atol=1e-4)
+
+
+BACKWARD_METHODS = ["fastembed EmbeddingBag.backward", "torch autograd (sparse) + coalesce"]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("method", BACKWARD_METHODS)
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_bag_backward(benchmark, mode, method, threads):
+    """The table gradient of one bag call, coalesced (sorted unique rows, summed)."""
+    table, ids2d, _, _ = data()
+    benchmark.group = f"bag-backward-{mode}"
+    set_threads(threads)
+    grad = np.random.default_rng(2).standard_normal((B, D), dtype=np.float32)
+    if method.startswith("fastembed"):
+        layer = fe.EmbeddingBag.from_pretrained(table, trainable=True, mode=mode)
+        layer.embeddings = table  # share the benchmark's table instead of a 256 MB copy
+        layer(ids2d)
+        fn = lambda: layer.backward(grad)
+        def result(r):
+            return r.indices, r.values
+        setup = None
+    else:
+        torch = need_torch()
+        F = torch.nn.functional
+        w = torch.from_numpy(table).requires_grad_()
+        t2, tg = torch.from_numpy(ids2d), torch.from_numpy(grad)
+
+        def setup():
+            w.grad = None
+            return (F.embedding_bag(t2, w, mode=mode, sparse=True),), {}
+
+        def fn(out):
+            out.backward(tg)
+            return w.grad.coalesce()
+
+        def result(r):
+            return r.indices()[0].numpy(), r.values().numpy()
+    benchmark.extra_info.update(dict(op="embedding_bag_backward", mode=mode, V=V, D=D, B=B,
+                                     L=L, dist="zipf", method=method, threads=threads,
+                                     library=method.split(" ")[0]))
+    if setup is None:
+        r = benchmark.pedantic(fn, rounds=15, iterations=1, warmup_rounds=1)
+    else:
+        r = benchmark.pedantic(fn, setup=setup, rounds=15, iterations=1, warmup_rounds=1)
+    idx, vals = result(r)
+    ref = fe.EmbeddingBag.from_pretrained(table[:1], mode=mode)  # reference: our own small pass
+    ref.embeddings = table
+    ref.input_dim = V
+    ref(ids2d)
+    want = ref.backward(grad)
+    np.testing.assert_array_equal(idx, want.indices)
+    np.testing.assert_allclose(vals, want.values, rtol=1e-4, atol=1e-5)

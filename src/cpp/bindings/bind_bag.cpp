@@ -216,10 +216,8 @@ py::tuple embedding_bag_backward(py::handle grad_h, py::handle ids_h, py::handle
     const py::ssize_t nu = static_cast<py::ssize_t>(g.plan.unique.size());
     py::array_t<int64_t> uniq(nu);
     if (nu) std::memcpy(uniq.mutable_data(), g.plan.unique.data(), sizeof(int64_t) * nu);
-    // np.zeros: calloc'd pages, zeroed lazily by the kernel as the sum touches them.
-    py::object vals = py::module_::import("numpy").attr("zeros")(
-        py::make_tuple(nu, dim), sizeof(T) == 4 ? "float32" : "float64");
-    T* out = reinterpret_cast<T*>(view(vals).data);
+    py::array_t<T> vals({nu, static_cast<py::ssize_t>(dim)});  // every element is written
+    T* out = vals.mutable_data();
     {
       py::gil_scoped_release nogil;
       fe::bag_backward_sum<T>(g, reinterpret_cast<const T*>(grad.data), dim, a.mode, out);

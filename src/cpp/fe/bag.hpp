@@ -42,10 +42,9 @@
 //     Returns -1, or the first position (into ids, or into argmax for max) holding a row
 //     outside [0, rows) (g is then unusable).
 //   bag_backward_sum<T>(g, grad, dim, mode, out)
-//     out[s, :] (|unique| x dim, C-contiguous, zero-filled by the caller) = the sum of the
+//     out[s, :] (|unique| x dim, C-contiguous, every element written) = the sum of the
 //     contributions to row unique[s], added in position order (b-major for max) starting
-//     from +0.0.  Rows are partitioned among threads by owner: deterministic for any
-//     thread count.
+//     from +0.0.  Each row is summed by one thread: deterministic for any thread count.
 #pragma once
 
 #include <algorithm>
@@ -205,7 +204,8 @@ FE_INLINE int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t d
 // memcpy calls, which forces the accumulators out of registers onto the stack (measured:
 // ~10% slower sums); keep them as plain loops.
 #if defined(__GNUC__) && !defined(__clang__)
-#define FE_BAG_NO_IDIOMS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#define FE_BAG_NO_IDIOMS \
+  __attribute__((optimize("no-tree-loop-distribute-patterns", "no-loop-unroll-and-jam")))
 #else
 #define FE_BAG_NO_IDIOMS
 #endif
@@ -369,31 +369,83 @@ int64_t bag_backward_plan(int64_t dim, const I* ids, const BagLayout& lay, BagMo
   return -1;  // rows are >= 0 here, so coalesce_plan cannot fail
 }
 
-template <class T>
-void bag_backward_sum(const BagGrad<T>& g, const T* grad, int64_t dim, BagMode mode, T* out) {
-  const int64_t nc = static_cast<int64_t>(g.plan.slot.size());
-  if (nc == 0 || dim == 0) return;
-  const int64_t* slot = g.plan.slot.data();
-  const int64_t* src = g.src.data();
-  const int64_t grain = std::max<int64_t>(1, bag_detail::kGrainBytes /
-                                                 (dim * static_cast<int64_t>(sizeof(T))));
-  const int parts = plan_parts(nc, grain);
-  const bool is_max = mode == BagMode::Max;
-  const T* scale = g.scale.data();
-  parallel_parts(parts, [&](int p) {
-    for (int64_t j = 0; j < nc; ++j) {
-      const int64_t sl = slot[j];
-      if (parts > 1 && owner_of(sl, parts) != p) continue;
-      if (is_max) {
-        const int64_t e = src[j];
-        out[sl * dim + e % dim] += grad[e];
+namespace bag_detail {
+
+// Sums the contributions of slots [s0, s1) into their output rows, one row at a time in
+// registers.  src / scale are grouped by slot (slot s owns [start[s], start[s+1])), in
+// position order within a slot.
+template <class T, int64_t FD, bool MAX>
+FE_INLINE void sum_slots(const int64_t* start, const int64_t* src, const T* scale,
+               const T* FE_RESTRICT grad, int64_t dim_rt, T* FE_RESTRICT out, int64_t s0,
+               int64_t s1) {
+  const int64_t dim = FD > 0 ? FD : dim_rt;
+  constexpr int64_t AD = FD > 0 ? FD : 1;
+  T accf[AD];
+  for (int64_t sl = s0; sl < s1; ++sl) {
+    T* FE_RESTRICT o = out + sl * dim;
+    T* acc = FD > 0 ? accf : o;  // based on o when FD == 0: not restrict
+    for (int64_t k = 0; k < dim; ++k) acc[k] = T(0);
+    for (int64_t q = start[sl]; q < start[sl + 1]; ++q) {
+      if (MAX) {
+        const int64_t e = src[q];
+        acc[e % dim] += grad[e];
       } else {
-        const T* FE_RESTRICT gr = grad + src[j] * dim;
-        const T sc = scale[j];
-        T* FE_RESTRICT o = out + sl * dim;
-        for (int64_t k = 0; k < dim; ++k) o[k] += gr[k] * sc;
+        const T* FE_RESTRICT gr = grad + src[q] * dim;
+        const T sc = scale[q];
+        for (int64_t k = 0; k < dim; ++k) acc[k] += gr[k] * sc;
       }
     }
+    if (FD > 0)
+      for (int64_t k = 0; k < dim; ++k) o[k] = acc[k];
+  }
+}
+
+template <class T, int64_t FD, bool MAX>
+FE_BAG_NO_IDIOMS void sum_slots_entry(const int64_t* start, const int64_t* src, const T* scale,
+                                      const T* grad, int64_t dim, T* out, int64_t s0,
+                                      int64_t s1) {
+  sum_slots<T, FD, MAX>(start, src, scale, grad, dim, out, s0, s1);
+}
+
+}  // namespace bag_detail
+
+template <class T>
+void bag_backward_sum(const BagGrad<T>& g, const T* grad, int64_t dim, BagMode mode, T* out) {
+  using namespace bag_detail;
+  const int64_t nc = static_cast<int64_t>(g.plan.slot.size());
+  const int64_t nu = static_cast<int64_t>(g.plan.unique.size());
+  if (nu == 0 || dim == 0) return;
+  // Group the contributions by slot (a stable counting sort keeps position order within
+  // each slot), so that every output row is summed in registers and written once instead
+  // of being read and written at random for each contribution.
+  const int64_t* slot = g.plan.slot.data();
+  std::vector<int64_t> start(static_cast<size_t>(nu + 1), 0);
+  for (int64_t j = 0; j < nc; ++j) ++start[slot[j] + 1];
+  for (int64_t u = 0; u < nu; ++u) start[u + 1] += start[u];
+  const bool is_max = mode == BagMode::Max;
+  std::vector<int64_t> src(static_cast<size_t>(nc));
+  std::vector<T> scale(is_max ? 0 : static_cast<size_t>(nc));
+  {
+    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    for (int64_t j = 0; j < nc; ++j) {
+      const int64_t q = next[slot[j]]++;
+      src[q] = g.src[j];
+      if (!is_max) scale[q] = g.scale[j];
+    }
+  }
+  const int64_t per_slot = std::max<int64_t>(1, nc / nu) * (is_max ? 1 : dim) *
+                           static_cast<int64_t>(sizeof(T));
+  const int64_t grain = std::max<int64_t>(1, kGrainBytes / per_slot);
+  dispatch_bag_dim(dim, [&](auto fd) {
+    constexpr int64_t FD = decltype(fd)::value;
+    parallel_for(nu, grain, [&](int64_t b, int64_t e, int) {
+      if (is_max)
+        sum_slots_entry<T, FD, true>(start.data(), src.data(), nullptr, grad, dim, out, b, e);
+      else
+        sum_slots_entry<T, FD, false>(start.data(), src.data(), scale.data(), grad, dim, out,
+                                      b, e);
+    });
+    return 0;
   });
 }
 
