@@ -97,6 +97,8 @@ def test_bag_backward(benchmark, mode, method, threads):
         setup = None
     else:
         torch = need_torch()
+        if mode == "max":
+            pytest.skip("torch has no sparse gradient for max bags")
         F = torch.nn.functional
         w = torch.from_numpy(table).requires_grad_()
         t2, tg = torch.from_numpy(ids2d), torch.from_numpy(grad)
