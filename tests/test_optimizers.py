@@ -563,3 +563,21 @@ def test_memory_mapped_r_plus_table_is_updated_in_the_file(tmp_path):
     del mm
     again = fe.Embedding.load(tmp_path / "m")
     assert again.embeddings.tobytes() == ref.embeddings.tobytes()
+
+
+def test_set_state_errors_are_value_errors_and_config_is_restored():
+    emb = fe.Embedding(6, 3, seed=1)
+    opt = fe.optimizers.Adam(learning_rate=0.05, beta_1=0.8)
+    g = fe.SparseGradient([1, 4], np.ones((2, 3), np.float32), (6, 3))
+    opt.apply_gradients([(g, emb)])
+    state = opt.get_state()
+    other = fe.optimizers.Adam(learning_rate=0.5)
+    other.set_state(state, [emb])
+    assert other.learning_rate == 0.05 and other.beta_1 == 0.8
+    np.testing.assert_array_equal(other.get_slot(emb, "m"), opt.get_slot(emb, "m"))
+    broken = {"config": state["config"], "arrays": {}}
+    with pytest.raises(ValueError, match="does not fit"):
+        fe.optimizers.Adam().set_state(broken, [emb])
+    with pytest.raises(ValueError):
+        fe.optimizers.Adam().set_state({"config": state["config"], "arrays": state["arrays"]},
+                                       ["not a variable"])

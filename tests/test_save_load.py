@@ -250,3 +250,14 @@ def test_load_errors(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(ValueError, match="not a folder"):
         e.save(tmp_path / "f")
+
+
+def test_save_refuses_a_folder_with_other_files(tmp_path):
+    folder = tmp_path / "proj"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    emb = fe.Embedding(3, 2, seed=0)
+    with pytest.raises(ValueError, match="other files than a saved layer"):
+        emb.save(folder)
+    assert sorted(os.listdir(folder)) == ["notes.txt"]
+    assert (folder / "notes.txt").read_text() == "mine"

@@ -390,6 +390,14 @@ class Embedding:
         new, old = path + _NEW_SUFFIX, path + _OLD_SUFFIX
         if os.path.exists(path) and not os.path.isdir(path):
             raise ValueError(f"{path} exists and is not a folder")
+        if os.path.isdir(path):
+            # The swap replaces the whole folder: never take a user's other files with it.
+            others = sorted(set(os.listdir(path)) - {_CONFIG_FILE, _TABLE_FILE,
+                                                     _CONFIG_FILE + ".tmp"})
+            if others:
+                raise ValueError(f"{path} holds other files than a saved layer ({others[:3]}"
+                                 f"{' ...' if len(others) > 3 else ''}); save into a new or "
+                                 f"empty folder")
         parent = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(path):
             # A crash between the two renames of an earlier save: put its best complete

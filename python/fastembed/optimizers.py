@@ -173,12 +173,21 @@ class Optimizer:
         ValueError
             When the state does not fit the variables (count, shapes, dtypes, slots).
         """
+        try:
+            self._set_state(state, variables)
+        except (KeyError, AttributeError, TypeError) as exc:
+            raise ValueError(f"the state does not fit this optimizer: "
+                             f"{type(exc).__name__}: {exc}") from None
+
+    def _set_state(self, state, variables) -> None:
         cfg = state["config"]
         arrays = state["arrays"]
         if cfg.get("class_name", type(self).__name__) != type(self).__name__:
             raise ValueError(f"state of a {cfg.get('class_name')} cannot be loaded into a "
                              f"{type(self).__name__}")
         saved = cfg["variables"]
+        # The saved hyperparameters, validated by the constructor (applied last).
+        hyper = type(self)(**cfg["config"]) if "config" in cfg else self
         with self._lock:
             if variables is None:
                 variables = self.variables
@@ -205,6 +214,8 @@ class Optimizer:
                     raise ValueError(f"variable {i}: negative step count {step}")
                 new.append(_Slot(var, slot_arrays, step))
             self._slots = new
+            for key in hyper.get_config():
+                setattr(self, key, getattr(hyper, key))
 
     def __getstate__(self):
         d = dict(self.__dict__)
@@ -250,10 +261,18 @@ class Optimizer:
         """
         pairs = list(grads_and_vars)
         with self._lock:
-            plan = [self._prepare(i, pair) for i, pair in enumerate(pairs)]
+            plan = [p for p in (self._prepare(i, pair) for i, pair in enumerate(pairs))
+                    if p is not None]
+            # New slots are allocated before the first write too, so that not even a
+            # MemoryError can leave some variables updated and others not.
+            fresh = {}
+            for var, table, _, _ in plan:
+                if self._find(var) is None and id(var) not in fresh:
+                    fresh[id(var)] = {name: np.full(table.shape, self._slot_init(name),
+                                                    dtype=table.dtype)
+                                      for name in self._needs_slots()}
             for item in plan:
-                if item is not None:
-                    self._apply(*item)
+                self._apply(*item, fresh)
 
     def _prepare(self, i, pair):
         try:
@@ -294,11 +313,9 @@ class Optimizer:
         except (IndexError, TypeError, ValueError) as exc:
             raise type(exc)(f"{_var_name(var, i)}: {exc}") from None
 
-    def _apply(self, var, table, rows, dense):
+    def _apply(self, var, table, rows, dense, fresh):
         s = self._find(var)
-        arrays = s.arrays if s is not None else {
-            name: np.full(table.shape, self._slot_init(name), dtype=table.dtype)
-            for name in self._needs_slots()}
+        arrays = s.arrays if s is not None else fresh[id(var)]
         step = (s.step if s is not None else 0) + 1
         names = self._needs_slots()
         s0 = arrays[names[0]] if len(names) > 0 else None
