@@ -805,6 +805,7 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
     cdef int64_t c
     cdef double v, idf
     cdef PyObject* item
+    cdef object as_int
     cdef bint ok = True
     cdef Py_ssize_t alloc = width if width > 0 else 1
     cp = <int64_t*>PyMem_Malloc(alloc * sizeof(int64_t))
@@ -824,6 +825,8 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
         for seq in sequences:
             if r >= rows:
                 return False
+            if isinstance(seq, _np.ndarray) and seq.ndim == 1 and seq.dtype.kind in "iu":
+                seq = seq.tolist()  # the same ids as Python ints (a row of a numpy batch)
             if PyList_CheckExact(<PyObject*>seq):
                 L = PyList_GET_SIZE(seq)
             elif PyTuple_CheckExact(<PyObject*>seq):
@@ -843,10 +846,15 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
                     item = PyList_GET_ITEM(seq, k)
                 else:
                     item = PyTuple_GET_ITEM(seq, k)
-                if not PyLong_CheckExact(item):
+                if PyLong_CheckExact(item):
+                    j = PyLong_AsLongLongAndOverflow(item, &ovf)
+                elif isinstance(<object>item, _np.integer):
+                    # numpy integer scalars hash and compare like ints in Keras' loop
+                    as_int = int(<object>item)
+                    j = PyLong_AsLongLongAndOverflow(<PyObject*>as_int, &ovf)
+                else:
                     ok = False
                     break
-                j = PyLong_AsLongLongAndOverflow(item, &ovf)
                 if ovf > 0:
                     continue          # >= width: skipped
                 if ovf < 0 or j < -width:

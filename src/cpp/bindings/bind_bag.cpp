@@ -3,26 +3,8 @@
 // report an id that is out of range (or changed under us), which becomes an IndexError.
 #include "common.hpp"
 
-#include "fe/bag.hpp"
+#include "fe/bag.hpp"  // instantiated once, in fe/bag.cpp (fe_kernels)
 
-namespace fe {
-// The kernels are header templates; instantiate the supported combinations once here.
-#define FE_BAG_INST(T, I)                                                                     \
-  template int64_t bag_forward<T, I>(const T*, int64_t, int64_t, int64_t, const I*,            \
-                                     const BagLayout&, BagMode, const T*, bool, T*, int64_t*); \
-  template int64_t bag_backward_plan<T, I>(int64_t, const I*, const BagLayout&, BagMode,      \
-                                           const T*, bool, const int64_t*, int64_t,            \
-                                           BagGrad<T>&);
-FE_BAG_INST(float, int32_t)
-FE_BAG_INST(float, int64_t)
-FE_BAG_INST(double, int32_t)
-FE_BAG_INST(double, int64_t)
-template void bag_backward_sum<float>(const BagGrad<float>&, const float*, int64_t, BagMode,
-                                      float*);
-template void bag_backward_sum<double>(const BagGrad<double>&, const double*, int64_t, BagMode,
-                                       double*);
-#undef FE_BAG_INST
-}  // namespace fe
 
 namespace fe_py {
 namespace {

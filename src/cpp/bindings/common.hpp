@@ -131,6 +131,10 @@ inline Arr float_table(py::handle h, const char* what) {
     throw py::type_error(std::string(what) + " must be a numpy array of float32 or float64, got " +
                          type_name(h));
   Arr t = view(h);
+  if (!t.is_float() && t.kind == 'f' && !t.native())
+    throw py::type_error(std::string(what) + " must be a native-endian float32 or float64 "
+                         "array, got dtype " + dtype_str(h) + " (byte-swapped); convert it "
+                         "with .astype(a.dtype.newbyteorder('='))");
   if (!t.is_float())
     throw py::type_error(std::string(what) + " must be a float32 or float64 array, got dtype " +
                          dtype_str(h));

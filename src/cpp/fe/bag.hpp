@@ -130,8 +130,8 @@ FE_INLINE int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t d
   const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(T));
   const int64_t pend = b1 > b0 ? lay.end(b1 - 1) : 0;
   constexpr int64_t AD = FD > 0 ? FD : 1;
-  T accf[AD];
-  int64_t amf[ARG && FD > 0 ? AD : 1];
+  T accf[AD] = {};  // set before use in every mode; zeroed to keep -Wuninitialized quiet
+  int64_t amf[ARG && FD > 0 ? AD : 1] = {};
   for (int64_t b = b0; b < b1; ++b) {
     const int64_t s = lay.begin(b), e = lay.end(b);
     T* FE_RESTRICT o = out + b * dim;
@@ -263,7 +263,7 @@ int64_t pool_all(const T* table, int64_t rows, int64_t dim, int64_t stride, cons
     const int parts = plan_parts(nb, grain);
     if (parts == 1) return range(0, nb);
     std::vector<int64_t> first(static_cast<size_t>(parts), -1);
-    parallel_for(nb, grain, [&](int64_t b, int64_t e, int p) { first[p] = range(b, e); });
+    parallel_chunks(nb, parts, [&](int64_t b, int64_t e, int p) { first[p] = range(b, e); });
     for (int64_t f : first)
       if (f >= 0) return f;  // chunks are in bag order, so this is the first bad position
     return -1;
@@ -380,7 +380,7 @@ FE_INLINE void sum_slots(const int64_t* start, const int64_t* src, const T* scal
                int64_t s1) {
   const int64_t dim = FD > 0 ? FD : dim_rt;
   constexpr int64_t AD = FD > 0 ? FD : 1;
-  T accf[AD];
+  T accf[AD] = {};  // set before use in every mode; zeroed to keep -Wuninitialized quiet
   for (int64_t sl = s0; sl < s1; ++sl) {
     T* FE_RESTRICT o = out + sl * dim;
     T* acc = FD > 0 ? accf : o;  // based on o when FD == 0: not restrict
@@ -448,5 +448,27 @@ void bag_backward_sum(const BagGrad<T>& g, const T* grad, int64_t dim, BagMode m
     return 0;
   });
 }
+
+// The supported instantiations live in fe/bag.cpp (compiled into fe_kernels with the other
+// kernels); every other includer only declares them.
+#define FE_BAG_INSTANCES(PREFIX)                                                              \
+  FE_BAG_INST_TI(PREFIX, float, int32_t)                                                      \
+  FE_BAG_INST_TI(PREFIX, float, int64_t)                                                      \
+  FE_BAG_INST_TI(PREFIX, double, int32_t)                                                     \
+  FE_BAG_INST_TI(PREFIX, double, int64_t)                                                     \
+  PREFIX template void bag_backward_sum<float>(const BagGrad<float>&, const float*, int64_t,  \
+                                               BagMode, float*);                              \
+  PREFIX template void bag_backward_sum<double>(const BagGrad<double>&, const double*,        \
+                                                int64_t, BagMode, double*);
+#define FE_BAG_INST_TI(PREFIX, T, I)                                                          \
+  PREFIX template int64_t bag_forward<T, I>(const T*, int64_t, int64_t, int64_t, const I*,    \
+                                            const BagLayout&, BagMode, const T*, bool, T*,    \
+                                            int64_t*);                                        \
+  PREFIX template int64_t bag_backward_plan<T, I>(int64_t, const I*, const BagLayout&,        \
+                                                  BagMode, const T*, bool, const int64_t*,    \
+                                                  int64_t, BagGrad<T>&);
+#ifndef FE_BAG_DEFINE_INSTANCES
+FE_BAG_INSTANCES(extern)
+#endif
 
 }  // namespace fe

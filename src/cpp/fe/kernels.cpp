@@ -132,7 +132,7 @@ int64_t find_bad_id(const I* ids, int64_t n, int64_t rows) {
   int parts = plan_parts(n, 1 << 16);
   if (parts == 1) return find_bad_id_range(ids, 0, n, rows);
   std::vector<int64_t> first(parts, -1);
-  parallel_for(n, 1 << 16, [&](int64_t b, int64_t e, int p) {
+  parallel_chunks(n, parts, [&](int64_t b, int64_t e, int p) {
     first[p] = find_bad_id_range(ids, b, e, rows);
   });
   for (int64_t f : first)
@@ -162,7 +162,7 @@ int64_t gather(const T* table, int64_t rows, int64_t dim, int64_t row_stride, co
     int parts = plan_parts(n, grain);
     if (parts == 1) return range(0, n);
     std::vector<int64_t> first(parts, -1);
-    parallel_for(n, grain, [&](int64_t b, int64_t e, int p) { first[p] = range(b, e); });
+    parallel_chunks(n, parts, [&](int64_t b, int64_t e, int p) { first[p] = range(b, e); });
     for (int64_t f : first)
       if (f >= 0) return f;
     return -1;

@@ -205,6 +205,15 @@ int parallel_for(int64_t n, int64_t grain, const RangeFn& fn) {
   return parts;
 }
 
+void parallel_chunks(int64_t n, int parts, const RangeFn& fn) {
+  if (n <= 0 || parts <= 0) return;
+  parallel_parts(parts, [&](int p) {
+    const int64_t b = n * p / parts;
+    const int64_t e = n * (p + 1) / parts;
+    if (b < e) fn(b, e, p);
+  });
+}
+
 void parallel_parts(int parts, const std::function<void(int)>& fn) {
   if (parts <= 1) {
     if (parts == 1) fn(0);

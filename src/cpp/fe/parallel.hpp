@@ -41,6 +41,12 @@ int plan_parts(int64_t n, int64_t grain) noexcept;
 // of parts actually used.  Chunk p is [p*n/parts, (p+1)*n/parts).
 int parallel_for(int64_t n, int64_t grain, const RangeFn& fn);
 
+// Runs fn over [0, n) in exactly `parts` chunks (chunk p = [p*n/parts, (p+1)*n/parts),
+// empty chunks skipped), on the pool or, if it is busy, inline in order.  Callers that
+// keep per-part results size them with the same `parts` they pass here: the thread count
+// may change between a plan_parts() call and the run.
+void parallel_chunks(int64_t n, int parts, const RangeFn& fn);
+
 // Same, with a fixed number of parts (each part still runs on one thread; if the pool is
 // busy all parts run inline, in order).  Used by owner-computes kernels that split rows.
 void parallel_parts(int parts, const std::function<void(int part)>& fn);
