@@ -1,5 +1,5 @@
-"""sequences_to_matrix with numpy ids (rows of a numpy batch, numpy integer scalars)
-takes the native loop and gives Keras' result."""
+"""sequences_to_matrix with numpy integer scalars in the lists takes the native loop and
+gives Keras' result; numpy rows fail as they do in Keras (``if not seq`` on an array)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +19,12 @@ def test_numpy_rows_and_scalars_match_keras(mode):
     rng = np.random.default_rng(0)
     batch = rng.integers(-3, 12, size=(50, 9))
     want = theirs.sequences_to_matrix([list(map(int, r)) for r in batch], mode=mode)
-    for seqs in (batch, list(batch), [list(r) for r in batch], batch.astype(np.int32)):
+    for seqs in ([list(r) for r in batch], [list(r) for r in batch.astype(np.int32)]):
         got = ours.sequences_to_matrix(seqs, mode=mode)
         assert got.dtype == np.float64
         np.testing.assert_array_equal(got, want)
+    for rows in (batch, list(batch)):
+        with pytest.raises(ValueError, match="truth value of an array"):
+            theirs.sequences_to_matrix(rows, mode=mode)
+        with pytest.raises(ValueError, match="truth value of an array"):
+            ours.sequences_to_matrix(rows, mode=mode)

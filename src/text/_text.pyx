@@ -825,8 +825,6 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
         for seq in sequences:
             if r >= rows:
                 return False
-            if isinstance(seq, _np.ndarray) and seq.ndim == 1 and seq.dtype.kind in "iu":
-                seq = seq.tolist()  # the same ids as Python ints (a row of a numpy batch)
             if PyList_CheckExact(<PyObject*>seq):
                 L = PyList_GET_SIZE(seq)
             elif PyTuple_CheckExact(<PyObject*>seq):
