@@ -195,17 +195,29 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan) {
   plan.unique.clear();
   plan.slot.clear();
   if (n <= 0) return -1;
+  constexpr int64_t kGrain = 1 << 16;
+  const int parts = plan_parts(n, kGrain);
   // A private copy: every later pass reads it, never the caller's buffer.
   std::vector<int64_t> local(static_cast<size_t>(n));
-  int64_t lo = std::numeric_limits<int64_t>::max(), hi = -1, neg = -1;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t v = load_once(ids, i);
-    local[i] = v;
-    if (v < 0 && neg < 0) neg = i;
-    lo = std::min(lo, v);
-    hi = std::max(hi, v);
-  }
-  if (neg >= 0) return neg;
+  std::vector<int64_t> lo_p(parts, std::numeric_limits<int64_t>::max()), hi_p(parts, -1),
+      neg_p(parts, -1);
+  parallel_chunks(n, parts, [&](int64_t b, int64_t e, int p) {
+    int64_t lo = lo_p[p], hi = hi_p[p], neg = -1;
+    for (int64_t i = b; i < e; ++i) {
+      const int64_t v = load_once(ids, i);
+      local[i] = v;
+      if (v < 0 && neg < 0) neg = i;
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    lo_p[p] = lo;
+    hi_p[p] = hi;
+    neg_p[p] = neg;
+  });
+  for (int64_t ng : neg_p)
+    if (ng >= 0) return ng;  // parts are in position order: the first hit is the smallest
+  const int64_t lo = *std::min_element(lo_p.begin(), lo_p.end());
+  const int64_t hi = *std::max_element(hi_p.begin(), hi_p.end());
   plan.slot.resize(static_cast<size_t>(n));
   int64_t* slot = plan.slot.data();
   const int64_t dense_limit = std::max<int64_t>(4 * n, int64_t(1) << 20);
@@ -213,16 +225,33 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan) {
     // Dense: a map over [lo, hi] (at most 4n + 1M entries) of id -> slot.
     const int64_t span = hi - lo + 1;
     std::vector<int32_t> map(static_cast<size_t>(span), 0);
-    for (int64_t i = 0; i < n; ++i) map[local[i] - lo] = 1;
-    int32_t k = 0;
-    for (int64_t j = 0; j < span; ++j) {
-      if (map[j]) {
-        map[j] = k++;
-        plan.unique.push_back(j + lo);
+    int32_t* mp = map.data();
+    // Marking is idempotent: concurrent stores of the same value (relaxed atomics).
+    parallel_chunks(n, parts, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) __atomic_store_n(mp + (local[i] - lo), 1, __ATOMIC_RELAXED);
+    });
+    // Slots in id order: count marks per chunk of the map, then number them.
+    const int sparts = plan_parts(span, kGrain);
+    std::vector<int64_t> first(static_cast<size_t>(sparts) + 1, 0);
+    parallel_chunks(span, sparts, [&](int64_t b, int64_t e, int p) {
+      int64_t c = 0;
+      for (int64_t j = b; j < e; ++j) c += mp[j];
+      first[p + 1] = c;
+    });
+    for (int p = 0; p < sparts; ++p) first[p + 1] += first[p];
+    plan.unique.resize(static_cast<size_t>(first[sparts]));
+    int64_t* u = plan.unique.data();
+    parallel_chunks(span, sparts, [&](int64_t b, int64_t e, int p) {
+      int64_t k = first[p];
+      for (int64_t j = b; j < e; ++j) {
+        if (mp[j]) {
+          mp[j] = static_cast<int32_t>(k);
+          u[k++] = j + lo;
+        }
       }
-    }
-    parallel_for(n, 1 << 15, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) slot[i] = map[local[i] - lo];
+    });
+    parallel_chunks(n, parts, [&](int64_t b, int64_t e, int) {
+      for (int64_t i = b; i < e; ++i) slot[i] = mp[local[i] - lo];
     });
   } else {
     std::vector<int64_t> sorted(local);
@@ -244,11 +273,17 @@ void coalesce_sum(const CoalescePlan& plan, const T* values, int64_t dim, T* out
   const int64_t n = static_cast<int64_t>(plan.slot.size());
   if (n == 0 || dim == 0) return;
   const int64_t* slot = plan.slot.data();
+  const int64_t nu = static_cast<int64_t>(plan.unique.size());
+  const bool pf = nu * dim * static_cast<int64_t>(sizeof(T)) > kPrefetchTableBytes;
   const int parts = plan_parts(n, grain_rows(dim * static_cast<int64_t>(sizeof(T))));
   dispatch_dim(dim, [&](auto fd) {
     constexpr int64_t FD = decltype(fd)::value;
     parallel_parts(parts, [&](int p) {
       for (int64_t i = 0; i < n; ++i) {
+        if (pf && i + kAhead < n) {
+          const int64_t f = slot[i + kAhead];
+          if (parts == 1 || owner_of(f, parts) == p) prefetch_write(out + f * dim);
+        }
         const int64_t s = slot[i];
         if (parts > 1 && owner_of(s, parts) != p) continue;
         add_row1<T, FD>(out + s * dim, values + i * dim, dim);
