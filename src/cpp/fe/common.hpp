@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FE_RESTRICT __restrict__
@@ -71,5 +72,23 @@ int64_t find_bad_id_range(const I* ids, int64_t b, int64_t e, int64_t rows) noex
   }
   return -1;
 }
+
+// Calls f.template operator()<FD>() with FD the compile-time row width when `dim` is one
+// of the common widths (so the row copy or add is fully unrolled), else FD = 0.
+template <class F>
+auto dispatch_dim(int64_t dim, F&& f) {
+  switch (dim) {
+    case 1: return f(std::integral_constant<int64_t, 1>{});
+    case 2: return f(std::integral_constant<int64_t, 2>{});
+    case 4: return f(std::integral_constant<int64_t, 4>{});
+    case 8: return f(std::integral_constant<int64_t, 8>{});
+    case 16: return f(std::integral_constant<int64_t, 16>{});
+    case 32: return f(std::integral_constant<int64_t, 32>{});
+    case 64: return f(std::integral_constant<int64_t, 64>{});
+    case 128: return f(std::integral_constant<int64_t, 128>{});
+    default: return f(std::integral_constant<int64_t, 0>{});
+  }
+}
+
 
 }  // namespace fe

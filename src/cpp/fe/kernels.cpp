@@ -29,23 +29,6 @@ int64_t grain_rows(int64_t row_bytes) {
   return std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row_bytes));
 }
 
-// Calls f.template operator()<FD>() with FD the compile-time row width when `dim` is one
-// of the common widths (so the row copy or add is fully unrolled), else FD = 0.
-template <class F>
-auto dispatch_dim(int64_t dim, F&& f) {
-  switch (dim) {
-    case 1: return f(std::integral_constant<int64_t, 1>{});
-    case 2: return f(std::integral_constant<int64_t, 2>{});
-    case 4: return f(std::integral_constant<int64_t, 4>{});
-    case 8: return f(std::integral_constant<int64_t, 8>{});
-    case 16: return f(std::integral_constant<int64_t, 16>{});
-    case 32: return f(std::integral_constant<int64_t, 32>{});
-    case 64: return f(std::integral_constant<int64_t, 64>{});
-    case 128: return f(std::integral_constant<int64_t, 128>{});
-    default: return f(std::integral_constant<int64_t, 0>{});
-  }
-}
-
 // Output larger than this is written with non-temporal stores (when rows are 16-byte
 // multiples and the output is 16-byte aligned): it will not be read back from cache
 // before it is evicted anyway, and streaming stores skip the read-for-ownership.

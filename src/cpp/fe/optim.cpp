@@ -99,18 +99,6 @@ void rows_range(const Consts<T>& c, T* w, T* s0, T* s1, int64_t dim_rt, const in
 }
 
 template <class F>
-auto dispatch_dim(int64_t dim, F&& f) {
-  switch (dim) {
-    case 8: return f(std::integral_constant<int64_t, 8>{});
-    case 16: return f(std::integral_constant<int64_t, 16>{});
-    case 32: return f(std::integral_constant<int64_t, 32>{});
-    case 64: return f(std::integral_constant<int64_t, 64>{});
-    case 128: return f(std::integral_constant<int64_t, 128>{});
-    default: return f(std::integral_constant<int64_t, 0>{});
-  }
-}
-
-template <class F>
 void dispatch_kind(OptKind k, F&& f) {
   switch (k) {
     case OptKind::kSGD: f(std::integral_constant<OptKind, OptKind::kSGD>{}); break;
