@@ -41,6 +41,8 @@ def test_valid_document_round_trips():
     (lambda d: (d["config"].update(lower="yes"), d)[1], ValueError, "'lower'"),
     (lambda d: (d["config"].update(oov_token="<X>"), d)[1], ValueError, "not in word_index"),
     (lambda d: (d["config"].update(bogus=1), d)[1], TypeError, "Unrecognized keyword"),
+    (lambda d: (d["config"].update(index_word=json.dumps({"2": "to"})), d)[1], ValueError,
+     "index_word is not the inverse of word_index"),
 ])
 def test_bad_documents(mutate, exc, msg):
     d = mutate(doc())

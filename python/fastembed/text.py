@@ -475,6 +475,10 @@ def tokenizer_from_json(json_string):
         if not isinstance(v, str):
             raise ValueError(f"tokenizer JSON: index_word[{k}] must be a string, got {v!r}")
     _check_scalars(config)
+    if index_word != {v: k for k, v in word_index.items()}:
+        # Keras derives index_word from word_index; a document where they disagree would
+        # send lookups to ids that do not exist.
+        raise ValueError("tokenizer JSON: index_word is not the inverse of word_index")
     oov = config.get("oov_token")
     if oov is not None and word_index and oov not in word_index:
         # Keras forces the OOV token into word_index when it fits; a fitted document

@@ -7,6 +7,8 @@ Reading past the end yields zeros, so every byte string is a valid input.
 """
 from __future__ import annotations
 
+import sys
+
 
 class ByteReader:
     def __init__(self, data: bytes):
@@ -42,3 +44,19 @@ class ByteReader:
         chunk = self.data[self.pos:]
         self.pos = len(self.data)
         return chunk
+
+
+def fuzz_main(module_globals: dict, load) -> None:
+    """Run a target under atheris: instrument fastembed (imported by ``load``) and the
+    target's own decoding functions, so libFuzzer sees which input shapes it reached."""
+    import atheris
+
+    with atheris.instrument_imports():
+        load()
+    name = module_globals["__name__"]
+    for obj in list(module_globals.values()):
+        if callable(obj) and getattr(obj, "__module__", None) == name \
+                and hasattr(obj, "__code__"):
+            module_globals[obj.__name__] = atheris.instrument_func(obj)
+    atheris.Setup(sys.argv, module_globals["TestOneInput"])
+    atheris.Fuzz()

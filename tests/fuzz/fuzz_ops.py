@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bytes import ByteReader  # noqa: E402
+from _bytes import ByteReader, fuzz_main  # noqa: E402
 
 ALLOWED = (IndexError, TypeError, ValueError)
 I64_MIN, I64_MAX = -2**63, 2**63 - 1
@@ -389,17 +389,7 @@ def TestOneInput(data: bytes) -> None:
 
 
 def main():
-    import atheris
-
-    with atheris.instrument_imports():
-        load()
-    # Also the decoding above, so libFuzzer sees which input shapes it has reached.
-    for obj in list(globals().values()):
-        if callable(obj) and getattr(obj, "__module__", None) == __name__ \
-                and hasattr(obj, "__code__"):
-            globals()[obj.__name__] = atheris.instrument_func(obj)
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
+    fuzz_main(globals(), load)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _bytes import ByteReader  # noqa: E402
+from _bytes import ByteReader, fuzz_main  # noqa: E402
 
 ALLOWED = (ValueError, TypeError)
 fe = None
@@ -136,6 +136,9 @@ def check_tokenizer(tok):
     assert isinstance(js, str)
     json.loads(js)
     again = fe.tokenizer_from_json(js)
+    # Keras' quirk, kept for parity: with an oov_token that has no index (an unfitted
+    # tokenizer), unknown words encode as None and sequences_to_texts raises KeyError.
+    oov_missing = tok.oov_token is not None and tok.oov_token not in tok.word_index
     assert again.get_config() == cfg, "to_json / tokenizer_from_json does not round-trip"
     try:
         seqs = tok.texts_to_sequences(["the cat sat on the mat", "", "caf\u00e9 UPPER"])
@@ -143,9 +146,6 @@ def check_tokenizer(tok):
         pass
     else:
         assert isinstance(seqs, list) and len(seqs) == 3
-        # Keras' quirk, kept for parity: with an oov_token that has no index (an
-        # unfitted tokenizer), unknown words encode as None.
-        oov_missing = tok.oov_token is not None and tok.oov_token not in tok.word_index
         for s in seqs:
             assert all(isinstance(i, int) or (i is None and oov_missing) for i in s), s
     try:
@@ -172,17 +172,7 @@ def TestOneInput(data: bytes) -> None:
 
 
 def main():
-    import atheris
-
-    with atheris.instrument_imports():
-        load()
-    # Also the decoding above, so libFuzzer sees which input shapes it has reached.
-    for obj in list(globals().values()):
-        if callable(obj) and getattr(obj, "__module__", None) == __name__ \
-                and hasattr(obj, "__code__"):
-            globals()[obj.__name__] = atheris.instrument_func(obj)
-    atheris.Setup(sys.argv, TestOneInput)
-    atheris.Fuzz()
+    fuzz_main(globals(), load)
 
 
 if __name__ == "__main__":

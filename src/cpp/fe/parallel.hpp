@@ -1,6 +1,7 @@
 // fastembed native thread pool.
 //
-// A small std::thread pool (no OpenMP) shared by every kernel.
+// A small std::thread pool of our own, shared by every kernel (no OMP runtime: two of
+// them beside torch, and their hang after fork, hurt users).
 //
 //   parallel_for(n, grain, fn)
 //     Splits [0, n) into `parts` contiguous chunks, parts = min(threads, ceil(n / grain)),
