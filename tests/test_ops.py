@@ -370,3 +370,12 @@ def test_default_thread_count_is_affinity():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(__file__) + "/..").stdout.split()
     assert out[0] == out[1]
+
+
+def test_empty_table_ids_are_index_errors_in_every_reader():
+    # Shared layout check: a (0, D) table has no rows to be strided, only no valid ids.
+    empty = np.zeros((0, 3), np.float32)
+    with pytest.raises(IndexError, match="table is empty"):
+        ops.embedding_bag(empty, np.zeros((1, 2), np.int64))
+    with pytest.raises(IndexError, match="table is empty"):
+        ops.gather(empty, [0])

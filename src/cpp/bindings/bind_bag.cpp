@@ -103,22 +103,9 @@ BagArgs bag_args(const Arr& table, py::handle ids_h, py::handle offsets_h, py::h
   return a;
 }
 
-void check_table_rows(const Arr& table, py::handle table_h) {
-  const int64_t isz = table.itemsize();
-  const bool rows_ok = table.strides[1] == isz || table.dim(1) <= 1;
-  const bool stride_ok = table.dim(0) <= 1 || (table.strides[0] % isz == 0 &&
-                                               table.strides[0] >= table.dim(1) * isz);
-  if (!rows_ok || !stride_ok || !table.aligned())
-    throw py::value_error("table rows must be contiguous and aligned (got strides " +
-                          shape_str(std::vector<int64_t>(table.strides, table.strides + 2)) +
-                          " for dtype " + dtype_str(table_h) +
-                          "); pass np.ascontiguousarray(table)");
-}
-
 py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets_h,
                         py::handle mode_h, py::handle psw_h, bool mask_zero, bool want_argmax) {
-  Arr table = float_table(table_h, "table");
-  check_table_rows(table, table_h);
+  Arr table = readable_table(table_h, "table");
   BagArgs a = bag_args(table, ids_h, offsets_h, mode_h, psw_h, mask_zero);
   const int64_t rows = table.dim(0), dim = table.dim(1), nb = a.lay.nbags;
   const int64_t stride = rows > 1 ? table.strides[0] / table.itemsize() : dim;

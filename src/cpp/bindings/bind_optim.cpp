@@ -31,24 +31,6 @@ struct SparseRows {
   bool coalesced_here = false;
 };
 
-Arr writable_var(py::handle h, const char* what) {
-  if (!is_ndarray(h))
-    throw py::type_error(std::string(what) + " must be a numpy array of float32 or float64, got " +
-                         type_name(h));
-  Arr t = view(h);
-  if (!t.is_float())
-    throw py::type_error(std::string(what) + " must be a float32 or float64 array, got dtype " +
-                         dtype_str(h));
-  if (!t.writeable())
-    throw py::value_error(std::string(what) +
-                          " is read-only (e.g. a memory map opened with mode 'r'); in-place "
-                          "updates need a writeable array");
-  if (!t.c_contiguous() || !t.aligned())
-    throw py::value_error(std::string(what) +
-                          " must be a C-contiguous, aligned array to be updated in place");
-  return t;
-}
-
 // Float values of the table's dtype, C-contiguous (a copy only for read-only inputs).
 py::object float_input(py::handle h, const Arr& like, py::handle like_h, const char* name) {
   if (is_ndarray(h)) {
@@ -180,7 +162,7 @@ void apply_sparse(const SparseRows& r, py::handle table_h, py::handle s0_h, py::
 }
 
 py::object check_dense(py::handle var_h, py::handle grad_h) {
-  Arr var = writable_var(var_h, "variable");
+  Arr var = writable_array(var_h, "variable");
   py::object g_o = float_input(grad_h, var, var_h, "gradient");
   Arr g = view(g_o);
   if (std::vector<int64_t>(g.shape, g.shape + g.nd) !=

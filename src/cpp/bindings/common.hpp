@@ -125,8 +125,8 @@ inline int64_t id_at(const Arr& ids, int64_t pos) {
   throw py::index_error(msg);
 }
 
-// Checks that `h` is a 2-D native float32/float64 ndarray; `what` names it in errors.
-inline Arr float_table(py::handle h, const char* what) {
+// Checks that `h` is a native float32/float64 ndarray (any shape); `what` names it.
+inline Arr float_array(py::handle h, const char* what) {
   if (!is_ndarray(h))
     throw py::type_error(std::string(what) + " must be a numpy array of float32 or float64, got " +
                          type_name(h));
@@ -138,14 +138,36 @@ inline Arr float_table(py::handle h, const char* what) {
   if (!t.is_float())
     throw py::type_error(std::string(what) + " must be a float32 or float64 array, got dtype " +
                          dtype_str(h));
+  return t;
+}
+
+// Same, and 2-D (rows, dim).
+inline Arr float_table(py::handle h, const char* what) {
+  Arr t = float_array(h, what);
   if (t.nd != 2)
     throw py::value_error(std::string(what) + " must be 2-D (rows, dim), got shape " + shape_str(t));
   return t;
 }
 
-// A table that will be written in place: never copied, so it must be usable as is.
-inline Arr writable_table(py::handle h, const char* what) {
+// A 2-D table that is only read (gather, bags): rows may be strided, but each row must
+// be contiguous and aligned.
+inline Arr readable_table(py::handle h, const char* what) {
   Arr t = float_table(h, what);
+  const int64_t isz = t.itemsize();
+  const bool empty = t.dim(0) == 0 || t.dim(1) == 0;
+  const bool rows_ok = empty || t.strides[1] == isz || t.dim(1) <= 1;
+  const bool stride_ok = empty || t.dim(0) <= 1 ||
+                         (t.strides[0] % isz == 0 && t.strides[0] >= t.dim(1) * isz);
+  if (!rows_ok || !stride_ok || !t.aligned())
+    throw py::value_error(std::string(what) + " rows must be contiguous and aligned (got strides " +
+                          shape_str(std::vector<int64_t>(t.strides, t.strides + 2)) +
+                          " for dtype " + dtype_str(h) + "); pass np.ascontiguousarray(" +
+                          what + ")");
+  return t;
+}
+
+// An array that will be written in place: never copied, so it must be usable as is.
+inline void check_writable(const Arr& t, const char* what) {
   if (!t.writeable())
     throw py::value_error(std::string(what) +
                           " is read-only (e.g. a memory map opened with mode 'r'); in-place "
@@ -155,6 +177,17 @@ inline Arr writable_table(py::handle h, const char* what) {
                           " must be a C-contiguous, aligned array to be updated in place (got a "
                           "strided or misaligned view; a copy would be updated instead). Use "
                           "np.ascontiguousarray and keep the result.");
+}
+
+// A float array of any shape, or a 2-D table, written in place.
+inline Arr writable_array(py::handle h, const char* what) {
+  Arr t = float_array(h, what);
+  check_writable(t, what);
+  return t;
+}
+inline Arr writable_table(py::handle h, const char* what) {
+  Arr t = float_table(h, what);
+  check_writable(t, what);
   return t;
 }
 

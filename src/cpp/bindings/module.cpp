@@ -42,17 +42,7 @@ int64_t run_gather(const Arr& table, const Arr& ids, T* out, bool validate_first
 }
 
 py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
-  Arr table = float_table(table_h, "table");
-  const int64_t isz = table.itemsize();
-  const bool empty = table.dim(0) == 0 || table.dim(1) == 0;
-  const bool rows_ok = empty || table.strides[1] == isz || table.dim(1) <= 1;
-  const bool stride_ok = empty || table.dim(0) <= 1 || (table.strides[0] % isz == 0 &&
-                                               table.strides[0] >= table.dim(1) * isz);
-  if (!rows_ok || !stride_ok || !table.aligned())
-    throw py::value_error("table rows must be contiguous and aligned (got strides " +
-                          shape_str(std::vector<int64_t>(table.strides, table.strides + 2)) +
-                          " for dtype " + dtype_str(table_h) +
-                          "); pass np.ascontiguousarray(table)");
+  Arr table = readable_table(table_h, "table");
   py::object ids_o = usable_ids(ids_h);
   Arr ids = view(ids_o);
   std::vector<py::ssize_t> oshape = ids.shape_vec();
