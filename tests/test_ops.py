@@ -188,13 +188,84 @@ def test_coalesce_sparse_id_range_and_zipf():
     assert s.tobytes() == ws.tobytes()
 
 
+def test_coalesce_reused_scratch_across_calls():
+    # The plan keeps per-thread scratch between calls; calls that shrink, grow, switch
+    # between the dense (id span <= 4n + 2^20) and the sorted (wide span) paths, and fail
+    # half-way must not see each other's leftovers.
+    rng = np.random.default_rng(11)
+    cases = [
+        rng.integers(0, 50_000, 200_000),            # dense, large
+        np.array([1_048_576, 0], dtype=np.int32),    # sorted path, after a larger call
+        rng.integers(0, 300, 7),                     # dense, tiny
+        rng.integers(0, 2**40, 3_000),               # sorted, wide span
+        zipf_ids(rng, 120_000, 10**6),               # dense, Zipf
+        np.array([5, 5, 5]),
+    ]
+    for ids in cases + cases[::-1]:
+        vals = rng.standard_normal((ids.size, 3)).astype(np.float32)
+        u, s = ops.coalesce(ids, vals)
+        wu, ws = coalesce_ref(ids, vals)
+        np.testing.assert_array_equal(u, wu)
+        assert s.tobytes() == ws.tobytes()
+        with pytest.raises(IndexError):  # a failing call in between changes nothing
+            ops.coalesce(np.array([3, -1, 2]), np.ones((3, 3), np.float32))
+
+
+def test_coalesce_from_concurrent_python_threads():
+    import concurrent.futures
+
+    rng = np.random.default_rng(12)
+    jobs = []
+    for k in range(8):
+        ids = zipf_ids(rng, 50_000 + 7_000 * k, 40_000 * (k + 1))
+        jobs.append((ids, rng.standard_normal((ids.size, 32)).astype(np.float32)))
+    want = [coalesce_ref(i, v) for i, v in jobs]
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda job: ops.coalesce(*job), jobs * 3))
+    for k, (u, s) in enumerate(got):
+        wu, ws = want[k % len(jobs)]
+        np.testing.assert_array_equal(u, wu)
+        assert s.tobytes() == ws.tobytes()
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_coalesce_column_split_small_outputs(dtype, threads):
+    # Few unique ids, many positions: a small (not cache-line aligned) output summed by
+    # two workers that split every row's columns at the memory's cache lines.
+    rng = np.random.default_rng(14)
+    for dim in (8, 16, 24, 32, 48, 64, 80, 128):
+        ids = zipf_ids(rng, 20_000, 300)
+        vals = rng.standard_normal((20_000, dim)).astype(dtype)
+        wu, ws = coalesce_ref(ids, vals)
+        for t in (1, 2):
+            threads(t)
+            u, s = ops.coalesce(ids, vals)
+            np.testing.assert_array_equal(u, wu)
+            assert s.tobytes() == ws.tobytes(), (dim, t)
+
+
+def test_coalesce_output_layout():
+    rng = np.random.default_rng(13)
+    for n, dim, dtype in [(20, 3, np.float32), (100_000, 64, np.float32), (50_000, 40, np.float64)]:
+        ids = rng.integers(0, 10 * n, n)
+        u, s = ops.coalesce(ids, rng.standard_normal((n, dim)).astype(dtype))
+        assert s.shape == (u.size, dim) and s.dtype == dtype
+        assert s.flags.c_contiguous and s.flags.writeable and s.flags.aligned
+        if s.nbytes >= 1 << 20:  # large outputs start on a cache line (see zeros_aligned)
+            assert s.ctypes.data % 64 == 0
+        s[...] = 1.0  # the caller may write it
+
+
 # ---------------------------------------------------------------------- determinism
 
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("id_dtype", [np.int32, np.int64])
-def test_bit_identical_across_thread_counts(dtype, id_dtype, threads):
+@pytest.mark.parametrize("dim", [16, 5, 48, 64])
+def test_bit_identical_across_thread_counts(dtype, id_dtype, dim, threads):
+    # dim 48 and 64 (whole cache lines) take coalesce's column split, 5 and float32 16
+    # its split by row owner.
     rng = np.random.default_rng(5)
-    rows, dim, n = 20_000, 16, 400_000
+    rows, n = 20_000, (400_000 if dim <= 16 else 60_000)
     ids = zipf_ids(rng, n, rows).astype(id_dtype)  # heavy duplicates on the low ids
     vals = rng.standard_normal((n, dim)).astype(dtype)
     base = rng.standard_normal((rows, dim)).astype(dtype)
@@ -209,6 +280,8 @@ def test_bit_identical_across_thread_counts(dtype, id_dtype, threads):
         results.setdefault(t, key)
         assert results[t] == key  # repeatable
     assert results[1] == results[2]
+    wu, ws = coalesce_ref(ids, vals)
+    assert results[1][1] == wu.tobytes() and results[1][2] == ws.tobytes()
     want = base.copy()
     np.add.at(want, ids.astype(np.int64), vals * dtype(0.3))
     assert results[1][0] == want.tobytes()

@@ -54,25 +54,6 @@ FE_INLINE int owner_of(int64_t row, int parts) noexcept {
   return static_cast<int>((static_cast<uint64_t>(h) * static_cast<uint32_t>(parts)) >> 32);
 }
 
-// Position of the first id outside [0, rows) in ids[b, e), or -1.
-template <class I>
-int64_t find_bad_id_range(const I* ids, int64_t b, int64_t e, int64_t rows) noexcept {
-  const uint64_t r = static_cast<uint64_t>(rows);
-  constexpr int64_t kBlock = 512;
-  for (int64_t s = b; s < e; s += kBlock) {
-    const int64_t t = s + kBlock < e ? s + kBlock : e;
-    bool bad = false;
-    for (int64_t i = s; i < t; ++i)
-      bad |= static_cast<uint64_t>(static_cast<int64_t>(ids[i])) >= r;
-    if (bad) {
-      for (int64_t i = s; i < t; ++i)
-        if (!id_ok(load_once(ids, i), rows)) return i;
-      // Changed under us between the two reads: keep scanning, the caller re-checks at use.
-    }
-  }
-  return -1;
-}
-
 // Calls f.template operator()<FD>() with FD the compile-time row width when `dim` is one
 // of the common widths (so the row copy or add is fully unrolled), else FD = 0.
 template <class F>

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -14,6 +15,33 @@
 
 namespace fe {
 namespace {
+
+// Waking a sleeping thread costs tens of microseconds (a futex round trip, more in a VM),
+// as much as a small kernel call takes.  So a worker that finished a task, and a caller
+// waiting for workers, first poll for this long before they sleep: back-to-back calls
+// (a training loop, a benchmark) then find the workers awake.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Polls `ready` until it returns true or kSpin has passed; returns its last value.
+template <class F>
+bool spin_until(F&& ready) {
+  const auto end = std::chrono::steady_clock::now() + kSpin;
+  for (;;) {
+    for (int k = 0; k < 64; ++k) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= end) return ready();
+  }
+}
 
 class Pool {
  public:
@@ -33,29 +61,29 @@ class Pool {
     std::unique_lock<std::mutex> dispatch(*dispatch_, std::try_to_lock);
     if (!dispatch.owns_lock()) return false;
     ensure_workers(parts - 1);
+    uint32_t gen;
     {
       std::lock_guard<std::mutex> lk(*mu_);
       task_ = &task;
-      parts_.store(parts, std::memory_order_relaxed);
-      next_.store(1, std::memory_order_release);  // part 0 is the caller's
-      pending_ = parts - 1;
+      parts_ = parts;
+      pending_.store(parts - 1, std::memory_order_relaxed);
       error_ = nullptr;
-      ++generation_;
+      gen = static_cast<uint32_t>(generation_.load(std::memory_order_relaxed) + 1);
+      claim_.store(static_cast<uint64_t>(gen) << 32 | 1u, std::memory_order_relaxed);  // part 0 is ours
+      generation_.store(gen, std::memory_order_release);
     }
     wake_->notify_all();
-    run_part(0);
+    run_part(task, 0);
     // Help with the remaining parts, then wait for workers still busy.
-    for (;;) {
-      int p = next_.fetch_add(1, std::memory_order_acq_rel);
-      if (p >= parts) break;
-      run_part(p);
-      std::lock_guard<std::mutex> lk(*mu_);
-      --pending_;
+    for (int p; (p = claim(gen, parts)) >= 0;) {
+      run_part(task, p);
+      finish_part();
     }
+    spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; });
     std::exception_ptr err;
     {
       std::unique_lock<std::mutex> lk(*mu_);
-      done_->wait(lk, [&] { return pending_ == 0; });
+      done_->wait(lk, [&] { return pending_.load(std::memory_order_acquire) == 0; });
       task_ = nullptr;
       err = error_;
       error_ = nullptr;
@@ -74,16 +102,38 @@ class Pool {
     done_ = new std::condition_variable();
     stopping_ = false;
     task_ = nullptr;
-    generation_ = 0;
+    generation_.store(0, std::memory_order_relaxed);
   }
 
  private:
-  void run_part(int p) {
+  void run_part(const std::function<void(int)>& task, int p) {
     try {
-      (*task_)(p);
+      task(p);
     } catch (...) {
       std::lock_guard<std::mutex> lk(*mu_);
       if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  // Claims the next unrun part of generation `gen`, or returns -1 when none is left.  The
+  // generation tag keeps a worker that is late from the previous run from taking a part
+  // of the next one.
+  int claim(uint32_t gen, int parts) {
+    uint64_t v = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      if (static_cast<uint32_t>(v >> 32) != gen) return -1;
+      const int p = static_cast<int>(v & 0xffffffffu);
+      if (p >= parts) return -1;
+      if (claim_.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) return p;
+    }
+  }
+
+  // Taking mu_ before notifying means a caller between its check of pending_ and its
+  // wait cannot miss the wake-up.
+  void finish_part() {
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      { std::lock_guard<std::mutex> lk(*mu_); }
+      done_->notify_all();
     }
   }
 
@@ -107,25 +157,29 @@ class Pool {
   }
 
   void worker_loop() {
-    uint64_t seen;
+    uint32_t seen;
     {
       std::lock_guard<std::mutex> lk(*mu_);
-      seen = generation_;
+      seen = generation_.load(std::memory_order_relaxed);
     }
     for (;;) {
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
+      const std::function<void(int)>* task;
+      int parts;
       {
         std::unique_lock<std::mutex> lk(*mu_);
-        wake_->wait(lk, [&] { return stopping_ || generation_ != seen; });
+        wake_->wait(lk, [&] {
+          return stopping_ || generation_.load(std::memory_order_relaxed) != seen;
+        });
         if (stopping_) return;
-        seen = generation_;
-        if (task_ == nullptr) continue;
+        seen = generation_.load(std::memory_order_relaxed);
+        task = task_;
+        parts = parts_;
       }
-      for (;;) {
-        int p = next_.fetch_add(1, std::memory_order_acq_rel);
-        if (p >= parts_.load(std::memory_order_relaxed)) break;
-        run_part(p);
-        std::lock_guard<std::mutex> lk(*mu_);
-        if (--pending_ == 0) done_->notify_all();
+      if (task == nullptr) continue;  // that run has ended already
+      for (int p; (p = claim(seen, parts)) >= 0;) {
+        run_part(*task, p);
+        finish_part();
       }
     }
   }
@@ -137,11 +191,14 @@ class Pool {
   std::condition_variable* wake_ = new std::condition_variable();
   std::condition_variable* done_ = new std::condition_variable();
   bool stopping_ = false;
+  // The current run, set under mu_.
   const std::function<void(int)>* task_ = nullptr;
-  std::atomic<int> parts_{0};
-  std::atomic<int> next_{0};
-  int pending_ = 0;
-  uint64_t generation_ = 0;
+  int parts_ = 0;
+  std::atomic<uint32_t> generation_{0};
+  // (generation << 32) | next part to claim.
+  std::atomic<uint64_t> claim_{0};
+  // Parts handed to workers and not finished yet.
+  std::atomic<int> pending_{0};
   std::exception_ptr error_;
 };
 

@@ -16,6 +16,10 @@
 //     The number of parts parallel_for would use; kernels that partition *rows of a
 //     table* by owner use it to pick their partition up front.
 //
+// Waiting: a worker polls for new work for 200 us after each task, and a caller polls
+// for its workers for as long, before either sleeps on a condition variable; a thread
+// woken from sleep starts tens of microseconds late, which small calls would feel.
+//
 // Fork safety: a pthread_atfork child handler forgets the parent's workers (they do not
 // exist in the child) and resets the locks; the next parallel call starts new workers.
 #pragma once

@@ -13,7 +13,8 @@
 //   coalesce, in two steps so the caller can allocate the outputs in between:
 //   coalesce_plan(ids, n, plan) -> int64
 //     Finds the sorted unique ids and, for every position, the slot of its id.  Returns
-//     the first position holding a negative id (and fills nothing), or -1.
+//     the first position holding a negative id (and fills nothing), or -1.  Keeps its
+//     scratch vectors (up to 64 MB each) in the calling thread between calls.
 //   coalesce_sum(plan, values, dim, out)
 //     out[s, :] = sum of values[i, :] over the positions i of slot s, added in index
 //     order starting from +0.0 (so it equals np.add.at on a zero array bit for bit).
@@ -32,6 +33,15 @@ int64_t scatter_add(T* target, int64_t rows, int64_t dim, const I* ids, int64_t 
 struct CoalescePlan {
   std::vector<int64_t> unique;  // sorted unique ids
   std::vector<int64_t> slot;    // slot[i] = index of ids[i] in `unique`
+
+  // For a plan kept between calls: frees its vectors if together they hold more than
+  // `bytes`.
+  void trim(size_t bytes) {
+    if ((unique.capacity() + slot.capacity()) * sizeof(int64_t) > bytes) {
+      std::vector<int64_t>().swap(unique);
+      std::vector<int64_t>().swap(slot);
+    }
+  }
 };
 
 template <class I>
