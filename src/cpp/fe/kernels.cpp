@@ -22,7 +22,7 @@ namespace {
 // more than it saves.
 constexpr int64_t kGrainBytes = 256 * 1024;
 // Tables larger than this outgrow a core's L2 cache: prefetch rows a few ids ahead
-// (measured: it pays from about 1 MB tables on, and costs nothing below).
+// (measured: gather (10k, 32, 100k), a 1.3 MB table, 284 -> 249 us at 2 threads).
 constexpr int64_t kPrefetchTableBytes = 512 * 1024;
 constexpr int64_t kAhead = 12;
 // Outputs at least this large are prefaulted by the caller thread (coalesce_sum).
@@ -194,8 +194,9 @@ void scatter_part(T* target, int64_t rows, int64_t dim_rt, const I* ids, int64_t
 
 // Large scratch vectors are kept by each thread between calls: a fresh large block costs
 // a page fault per page on every call (the allocator hands big blocks back to the
-// system), which for coalesce cost as much as the work (a plan of 1M ids: 10.6 ms
-// fresh, 6 ms reused, one thread).  Vectors above this size are freed after the call.
+// system), which for coalesce cost as much as the work (a plan of 1M ids, one thread,
+// torch imported: 21 ms fresh, 10 ms reused).  Vectors above this size are freed after
+// the call.
 constexpr size_t kKeepScratchBytes = size_t(64) << 20;
 
 template <class V>
