@@ -21,34 +21,25 @@ except ImportError:  # optional peer
     torch = None
 
 
-def _cases(rng):
-    """(name, bytes moved, limit key dim, {method: fn}, check) per op."""
-    cases = []
-    V, D, N = 100_000, 8, 1_000_000
-    t8 = rng.standard_normal((V, D), dtype=np.float32)
-    i8 = rng.integers(0, V, N)
-    o8 = np.empty((N, D), np.float32)
-    fns = {"fastembed": lambda: ops.gather(t8, i8),
-           "fastembed (out=)": lambda: ops.gather(t8, i8, out=o8),
-           "numpy take": lambda: np.take(t8, i8, axis=0)}
+def _gather_case(rng, V, D, N):
+    """The gather case (V, D, N) and its ids."""
+    table = rng.standard_normal((V, D), dtype=np.float32)
+    ids = rng.integers(0, V, N)
+    out = np.empty((N, D), np.float32)
+    fns = {"fastembed": lambda: ops.gather(table, ids),
+           "fastembed (out=)": lambda: ops.gather(table, ids, out=out),
+           "numpy take": lambda: np.take(table, ids, axis=0)}
     if torch is not None:  # into a preallocated output: torch's fastest form here
-        tt, ti, to8 = torch.from_numpy(t8), torch.from_numpy(i8), torch.empty((N, D))
-        fns["torch index_select(out=)"] = lambda tt=tt, ti=ti, o=to8: torch.index_select(
+        tt, ti, to = torch.from_numpy(table), torch.from_numpy(ids), torch.empty((N, D))
+        fns["torch index_select(out=)"] = lambda tt=tt, ti=ti, o=to: torch.index_select(
             tt, 0, ti, out=o)
-    cases.append((f"gather V={V} D={D} N={N}", 2 * N * D * 4, D, fns))
+    return (f"gather V={V} D={D} N={N}", 2 * N * D * 4, D, fns), ids
 
-    V, D, N = 1_000_000, 64, 200_000
-    t64 = rng.standard_normal((V, D), dtype=np.float32)
-    i64 = rng.integers(0, V, N)
-    o64 = np.empty((N, D), np.float32)
-    fns = {"fastembed": lambda: ops.gather(t64, i64),
-           "fastembed (out=)": lambda: ops.gather(t64, i64, out=o64),
-           "numpy take": lambda: np.take(t64, i64, axis=0)}
-    if torch is not None:
-        tt, ti, to64 = torch.from_numpy(t64), torch.from_numpy(i64), torch.empty((N, D))
-        fns["torch index_select(out=)"] = lambda tt=tt, ti=ti, o=to64: torch.index_select(
-            tt, 0, ti, out=o)
-    cases.append((f"gather V={V} D={D} N={N}", 2 * N * D * 4, D, fns))
+
+def _cases(rng):
+    """(name, bytes moved, limit key dim, {method: fn}) per op."""
+    case, i8 = _gather_case(rng, 100_000, 8, 1_000_000)
+    cases = [case, _gather_case(rng, 1_000_000, 64, 200_000)[0]]
 
     V, D, N = 100_000, 8, 1_000_000
     tgt = np.zeros((V, D), np.float32)
