@@ -6,9 +6,14 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include "fe/interrupt.hpp"
 
 namespace fe_py {
 
@@ -199,6 +204,56 @@ inline bool overlaps(const Arr& a, const Arr& b) {
   const char* b1 = b.data + b.size() * b.itemsize();
   return a.size() > 0 && b.size() > 0 && a0 < b1 && b0 < a1;
 }
+
+// Ctrl-C for native calls that run with the GIL released.  Create it with the GIL held,
+// pass hook() to a kernel that takes an fe::Interrupt, and call raise_if_set() once the
+// GIL is back.  poll(), called by the kernel between chunks from the calling thread, takes
+// the GIL at most every `period` and runs PyErr_CheckSignals(): Python's SIGINT handler
+// raises KeyboardInterrupt there, which stays set in this thread until raise_if_set()
+// throws it.  From any other thread poll() only reports what the calling thread saw.
+// Only the main thread runs Python signal handlers, so calls from other threads are never
+// interrupted (as in pure Python).
+class SignalPoll {
+ public:
+  explicit SignalPoll(std::chrono::milliseconds period = std::chrono::milliseconds(50))
+      : period_(period), owner_(std::this_thread::get_id()),
+        next_(std::chrono::steady_clock::now() + period) {}
+  SignalPoll(const SignalPoll&) = delete;
+  SignalPoll& operator=(const SignalPoll&) = delete;
+
+  fe::Interrupt hook() { return fe::Interrupt{&SignalPoll::thunk, this}; }
+
+  bool poll() {
+    if (stop_.load(std::memory_order_relaxed)) return true;
+    if (std::this_thread::get_id() != owner_) return false;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_) return false;
+    next_ = now + period_;
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) stop_.store(true, std::memory_order_relaxed);
+    return stop_.load(std::memory_order_relaxed);
+  }
+
+  // Checks now, with the GIL held (between chunks run by the binding itself).
+  void check_now() {
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+  }
+
+  bool stopped() const { return stop_.load(std::memory_order_relaxed); }
+
+  // With the GIL held: throws the pending KeyboardInterrupt (or whatever the handler raised).
+  void raise_if_set() {
+    if (stopped()) throw py::error_already_set();
+  }
+
+ private:
+  static bool thunk(void* self) { return static_cast<SignalPoll*>(self)->poll(); }
+
+  std::chrono::milliseconds period_;
+  std::thread::id owner_;
+  std::chrono::steady_clock::time_point next_;
+  std::atomic<bool> stop_{false};
+};
 
 // Python-side normalizers (fastembed._ids), imported on first use.
 py::object ids_normalizer();     // as_ids(ids) -> C-contiguous int32/int64 ndarray
