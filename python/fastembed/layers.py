@@ -6,6 +6,7 @@ the native kernels of :mod:`fastembed.ops`.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import numbers
@@ -514,43 +515,46 @@ class Embedding:
             shutil.rmtree(new)
         cfg = self.get_config()
         cfg["class_name"] = type(self).__name__
-        try:
-            os.makedirs(new)
-            table_path = os.path.join(new, _TABLE_FILE)
-            with open(table_path, "wb") as f:
-                np.save(f, np.ascontiguousarray(self.embeddings), allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            tmp_cfg = os.path.join(new, _CONFIG_FILE + ".tmp")
-            with open(tmp_cfg, "w", encoding="utf-8") as f:
-                json.dump(cfg, f, indent=2, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_cfg, os.path.join(new, _CONFIG_FILE))
-            _fsync_dir(new)
-        except BaseException:
-            # Ctrl-C or a full disk while writing: the old copy is untouched; do not leave
-            # a half-written new one behind.
-            shutil.rmtree(new, ignore_errors=True)
-            raise
-        # The swap, and the remap of a table that maps the replaced file, happen together:
-        # an interrupt is held back until the layer and `path` agree again.
-        with deferred():
-            if os.path.isdir(path):
-                if os.path.exists(old):
-                    shutil.rmtree(old)
-                os.rename(path, old)
-                _fsync_dir(parent)
-            os.rename(new, path)
+        with contextlib.ExitStack() as held:
+            try:
+                os.makedirs(new)
+                table_path = os.path.join(new, _TABLE_FILE)
+                with open(table_path, "wb") as f:
+                    np.save(f, np.ascontiguousarray(self.embeddings), allow_pickle=False)
+                    f.flush()
+                    os.fsync(f.fileno())
+                tmp_cfg = os.path.join(new, _CONFIG_FILE + ".tmp")
+                with open(tmp_cfg, "w", encoding="utf-8") as f:
+                    json.dump(cfg, f, indent=2, sort_keys=True)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp_cfg, os.path.join(new, _CONFIG_FILE))
+                _fsync_dir(new)
+                # From here on Ctrl-C is held back until the swap, the remap of a table
+                # that maps the replaced file and the removal of the old copy are done.
+                held.enter_context(deferred())
+            except BaseException:
+                # Ctrl-C or a full disk while writing: the old copy is in place; do not
+                # leave a half-written new one behind.
+                shutil.rmtree(new, ignore_errors=True)
+                raise
+            self._swap_in(path, new, old, parent)
+
+    def _swap_in(self, path, new, old, parent):
+        if os.path.isdir(path):
+            if os.path.exists(old):
+                shutil.rmtree(old)
+            os.rename(path, old)
             _fsync_dir(parent)
-            emb = self.embeddings
-            if isinstance(emb, np.memmap) and emb.filename and \
-                    os.path.abspath(emb.filename) == os.path.abspath(os.path.join(path,
-                                                                                  _TABLE_FILE)):
-                # The table maps the file just replaced: map the new one, so that "r+"
-                # updates keep going to the file at `path`.
-                self.embeddings = np.load(os.path.join(path, _TABLE_FILE),
-                                          mmap_mode=emb.mode, allow_pickle=False)
+        os.rename(new, path)
+        _fsync_dir(parent)
+        emb = self.embeddings
+        if isinstance(emb, np.memmap) and emb.filename and \
+                os.path.abspath(emb.filename) == os.path.abspath(os.path.join(path, _TABLE_FILE)):
+            # The table maps the file just replaced: map the new one, so that "r+" updates
+            # keep going to the file at `path`.
+            self.embeddings = np.load(os.path.join(path, _TABLE_FILE), mmap_mode=emb.mode,
+                                      allow_pickle=False)
         if os.path.exists(old):
             shutil.rmtree(old, ignore_errors=True)
 
