@@ -174,3 +174,217 @@ def test_interrupted_save_leaves_one_whole_copy(tmp_path):
     for delay in (0.1, 0.3):
         run_interrupted(_SAVE_SETUP.replace("__TMP__", repr(str(tmp_path / str(delay)))), _SAVE_CALL,
                         _SAVE_CHECK, delay=delay)
+
+
+# ------------------------------------------- item 1: a failing call changes nothing
+
+V, D = 50, 4
+
+
+def _sparse(ids, dim=D, rows=V, dtype=np.float32, seed=0):
+    ids = np.asarray(ids)
+    vals = np.random.default_rng(seed).standard_normal((ids.size, dim)).astype(dtype)
+    return fe.SparseGradient(ids, vals, (rows, dim))
+
+
+def _bad_second_pairs():
+    """(label, build) -> build(emb, head) gives the bad pair and the expected exception."""
+    def bad_index(emb, head):
+        g = _sparse([1, 2])
+        g.indices[1] = V  # changed after the SparseGradient checked it
+        return (g, emb), IndexError
+
+    def bad_dtype(emb, head):
+        return (np.ones((V, D), np.float64), emb), TypeError
+
+    def bad_shape(emb, head):
+        return (np.ones((V + 1, D), np.float32), emb), ValueError
+
+    def bad_dense_shape(emb, head):
+        return (_sparse([1], rows=V + 1), emb), ValueError
+
+    def not_a_pair(emb, head):
+        return np.ones((2, D), np.float32), TypeError
+
+    def triple(emb, head):
+        return (_sparse([1]), emb, None), TypeError
+
+    def read_only(emb, head):
+        w = np.zeros((3, 3), np.float32)
+        w.flags.writeable = False
+        return (np.ones((3, 3), np.float32), w), ValueError
+
+    def strided(emb, head):
+        return (np.ones((3, 2), np.float32), np.zeros((3, 4), np.float32)[:, ::2]), ValueError
+
+    def unknown_variable(emb, head):
+        return (np.ones(3, np.float32), [0.0, 0.0, 0.0]), TypeError
+
+    def float_dense_shape(emb, head):
+        g = _sparse([1])
+        g.dense_shape = (float(V), float(D))
+        return (g, emb), TypeError
+
+    def ragged_values(emb, head):
+        class Duck:  # a duck-typed sparse gradient holding lists
+            indices = [1, 2]
+            values = [[1.0] * D, [1.0]]
+            dense_shape = (V, D)
+        return (Duck(), emb), ValueError
+
+    return {f.__name__: f for f in (bad_index, bad_dtype, bad_shape, bad_dense_shape,
+                                    not_a_pair, triple, read_only, strided, unknown_variable,
+                                    float_dense_shape, ragged_values)}
+
+
+BAD_SECOND = _bad_second_pairs()
+OPT_FACTORIES = {
+    "sgd": lambda: O.SGD(learning_rate=0.1),
+    "sgd_momentum": lambda: O.SGD(learning_rate=0.1, momentum=0.9),
+    "adagrad": lambda: O.Adagrad(learning_rate=0.1),
+    "adam_lazy": lambda: O.Adam(learning_rate=0.1),
+    "adam_dense": lambda: O.Adam(learning_rate=0.1, lazy=False),
+}
+
+
+@pytest.mark.parametrize("opt_name", sorted(OPT_FACTORIES))
+@pytest.mark.parametrize("bad", sorted(BAD_SECOND))
+@pytest.mark.parametrize("with_state", [False, True])
+def test_bad_second_pair_changes_nothing(opt_name, bad, with_state):
+    opt = OPT_FACTORIES[opt_name]()
+    emb = fe.Embedding(V, D, seed=0)
+    head = np.random.default_rng(1).standard_normal((6, 3)).astype(np.float32)
+    if with_state:
+        opt.apply_gradients([(_sparse([3, 4]), emb), (np.ones((6, 3), np.float32), head)])
+    fresh = fe.Embedding(V, D, seed=5)  # a variable this optimizer has never seen
+    pair, exc = BAD_SECOND[bad](emb, head)
+    before = _state(opt, emb.embeddings, head, fresh.embeddings)
+    steps = (opt.get_step(emb), opt.get_step(head), opt.get_step(fresh), opt.iterations)
+    with pytest.raises(exc) as info:
+        opt.apply_gradients([(np.full((6, 3), 0.5, np.float32), head),
+                             (_sparse([1, 1, 7]), fresh), pair])
+    assert "item 2" in str(info.value) or "variable 2" in str(info.value), str(info.value)
+    assert _state(opt, emb.embeddings, head, fresh.embeddings) == before
+    assert (opt.get_step(emb), opt.get_step(head), opt.get_step(fresh),
+            opt.iterations) == steps
+    assert opt.variables == ([emb, head] if with_state else [])
+
+
+@pytest.mark.parametrize("opt_name", ["sgd_momentum", "adagrad", "adam_lazy", "adam_dense"])
+def test_table_replaced_after_state_was_made_changes_nothing(opt_name):
+    # The previous code found this inside the native update of the second pair, after
+    # the first pair had been written.
+    opt = OPT_FACTORIES[opt_name]()
+    emb = fe.Embedding(V, D, seed=0)
+    head = np.zeros((3, 3), np.float32)
+    opt.apply_gradients([(_sparse([1]), emb), (np.ones((3, 3), np.float32), head)])
+    emb.embeddings = np.zeros((V + 5, D), np.float32)
+    before = _state(opt, emb.embeddings, head)
+    with pytest.raises(ValueError, match="changed"):
+        opt.apply_gradients([(np.ones((3, 3), np.float32), head),
+                             (_sparse([1], rows=V + 5), emb)])
+    assert _state(opt, emb.embeddings, head) == before
+
+
+@pytest.mark.parametrize("attr,value,exc", [
+    ("learning_rate", "0.1", TypeError), ("learning_rate", -1.0, ValueError),
+    ("learning_rate", None, TypeError), ("beta_1", 1.5, ValueError),
+    ("lazy", "False", TypeError), ("epsilon", float("nan"), ValueError)])
+def test_reassigned_hyperparameters_are_checked_before_any_write(attr, value, exc):
+    emb = fe.Embedding(V, D, seed=0)
+    head = np.zeros((3, 3), np.float32)
+    opt = O.Adam()
+    opt.apply_gradients([(_sparse([1]), emb)])
+    tables, _, slots = _state(opt, emb.embeddings, head)
+    setattr(opt, attr, value)
+    with pytest.raises(exc, match=attr):
+        opt.apply_gradients([(np.ones((3, 3), np.float32), head), (_sparse([2]), emb)])
+    after = _state(opt, emb.embeddings, head)
+    assert (after[0], after[2]) == (tables, slots)
+    assert opt.variables == [emb] and opt.get_step(emb) == 1
+
+
+def test_momentum_switched_on_later_starts_from_zero():
+    # The previous code failed in the middle of such a call (KeyError on the missing slot,
+    # after the first pair had been written).
+    emb = fe.Embedding(V, D, seed=0)
+    head = np.ones((3, 3), np.float32)
+    opt = O.SGD(learning_rate=0.1)
+    opt.apply_gradients([(_sparse([1]), emb)])
+    opt.momentum = 0.5
+    w0, h0 = emb.get_weights()[0], head.copy()
+    g = _sparse([2, 2, 5])
+    opt.apply_gradients([(np.ones((3, 3), np.float32), head), (g, emb)])
+    np.testing.assert_allclose(head, h0 - 0.1, rtol=1e-6)
+    np.testing.assert_allclose(emb.embeddings, w0 - 0.1 * g.to_dense(), rtol=1e-6)
+    np.testing.assert_allclose(opt.get_slot(emb, "momentum"), -0.1 * g.to_dense(), rtol=1e-6)
+    assert opt.get_step(emb) == 2
+    # get_state / set_state round-trip this mixed history
+    st = opt.get_state()
+    opt.momentum = 0.0
+    opt.set_state(st)
+    assert opt.momentum == 0.5
+
+
+def test_same_variable_twice_in_one_call_is_two_steps():
+    a, b = fe.Embedding(V, D, seed=0), fe.Embedding(V, D, seed=0)
+    g1, g2 = _sparse([1, 2], seed=1), _sparse([2, 3], seed=2)
+    o1, o2 = O.Adam(0.1), O.Adam(0.1)
+    o1.apply_gradients([(g1, a), (g2, a)])
+    o2.apply_gradients([(g1, b)])
+    o2.apply_gradients([(g2, b)])
+    assert _state(o1, a.embeddings) == _state(o2, b.embeddings)
+    assert o1.get_step(a) == 2
+
+
+def test_set_state_that_does_not_fit_changes_nothing():
+    emb, head = fe.Embedding(V, D, seed=0), np.zeros((3, 3), np.float32)
+    opt = O.Adam(0.1)
+    opt.apply_gradients([(_sparse([1]), emb), (np.ones((3, 3), np.float32), head)])
+    good = opt.get_state()
+    opt.apply_gradients([(_sparse([2]), emb)])
+    before = _state(opt, emb.embeddings, head)
+    lr = opt.learning_rate
+
+    def broken(mutate):
+        st = copy.deepcopy(good)
+        st["config"]["config"]["learning_rate"] = 0.5
+        mutate(st)
+        return st
+
+    bad_states = [
+        broken(lambda st: st["arrays"].__setitem__("1/v", np.zeros((4, 3)))),  # last slot
+        broken(lambda st: st["config"]["variables"][1].__setitem__("step", -1)),
+        broken(lambda st: st["config"]["variables"][1].__setitem__("step", 1.5)),
+        broken(lambda st: st["config"]["variables"][1].__setitem__("slots", ["m"])),
+        broken(lambda st: st["arrays"].pop("1/m")),
+        broken(lambda st: st["config"]["config"].__setitem__("beta_1", "0.9")),
+        broken(lambda st: st["arrays"].__setitem__("1/m", np.array([["a"] * 3] * 3))),
+    ]
+    for st in bad_states:
+        with pytest.raises(ValueError):
+            opt.set_state(st)
+        assert _state(opt, emb.embeddings, head) == before
+        assert opt.learning_rate == lr
+    with pytest.raises(ValueError, match="variables"):
+        opt.set_state(good, variables=[emb])
+    with pytest.raises(ValueError, match="Embedding"):
+        opt.set_state(good, variables=[emb, [1.0]])
+    assert _state(opt, emb.embeddings, head) == before
+
+
+def test_interrupt_during_a_failed_write_of_save_removes_the_partial_copy(tmp_path,
+                                                                          monkeypatch):
+    emb = fe.Embedding(V, D, seed=0)
+    emb.save(tmp_path / "m")
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", boom)
+    other = fe.Embedding(V, D, seed=9)
+    with pytest.raises(KeyboardInterrupt):
+        other.save(tmp_path / "m")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["m"]
+    np.testing.assert_array_equal(fe.Embedding.load(tmp_path / "m").embeddings, emb.embeddings)
