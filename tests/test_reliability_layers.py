@@ -10,6 +10,7 @@ import os
 import pickle
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -388,3 +389,307 @@ def test_interrupt_during_a_failed_write_of_save_removes_the_partial_copy(tmp_pa
     monkeypatch.undo()
     assert sorted(os.listdir(tmp_path)) == ["m"]
     np.testing.assert_array_equal(fe.Embedding.load(tmp_path / "m").embeddings, emb.embeddings)
+
+
+# ------------------------------------------------ item 2: threads sharing one layer
+
+def _run_threads(fns):
+    errors = []
+
+    def wrap(fn):
+        try:
+            fn()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=wrap, args=(fn,), daemon=True) for fn in fns]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads), "a thread hangs"
+    finally:
+        sys.setswitchinterval(old)
+    if errors:
+        raise errors[0]
+
+
+@pytest.mark.parametrize("kind", ["embedding", "bag_max", "bag_offsets"])
+def test_threads_sharing_a_layer_get_their_own_gradients(kind):
+    rows, dim, n_threads, rounds = 200, 8, 4, 300
+    layer = (fe.Embedding(rows, dim, seed=0) if kind == "embedding" else
+             fe.EmbeddingBag(rows, dim, mode="max" if kind == "bag_max" else "sum", seed=0))
+    rng = np.random.default_rng(1)
+    # every thread: ids of the same shape (so the shape check cannot tell them apart)
+    inputs = [rng.integers(0, rows, size=(3, 5)) for _ in range(n_threads)]
+    grads = [rng.standard_normal((3, 5, dim) if kind == "embedding" else (3, dim))
+             .astype(np.float32) for _ in range(n_threads)]
+
+    def call(t):
+        if kind == "bag_offsets":
+            return layer(inputs[t].reshape(-1), offsets=[0, 5, 10])
+        return layer(inputs[t])
+
+    expected = []
+    for t in range(n_threads):
+        call(t)
+        expected.append(layer.backward(grads[t]).to_dense())
+    assert not all(np.array_equal(expected[0], e) for e in expected[1:])
+
+    start = threading.Barrier(n_threads)
+
+    def worker(t):
+        def run():
+            start.wait()
+            for _ in range(rounds):
+                call(t)
+                time.sleep(0)  # the loss computation between forward and backward
+                got = layer.backward(grads[t]).to_dense()
+                np.testing.assert_array_equal(got, expected[t])
+        return run
+
+    _run_threads([worker(t) for t in range(n_threads)])
+
+
+def test_backward_in_a_thread_that_never_called_says_so():
+    emb = fe.Embedding(10, 3)
+    emb([1, 2])
+    seen = []
+
+    def other():
+        with pytest.raises(ValueError, match="per thread") as info:
+            emb.backward(np.ones((2, 3)))
+        seen.append(str(info.value))
+        seen.append(emb.backward(np.ones((2, 3)), ids=[4, 5]).indices.tolist())
+
+    _run_threads([other])
+    assert "ids=" in seen[0] and seen[1] == [4, 5]
+    assert emb.backward(np.ones((2, 3))).indices.tolist() == [1, 2]  # this thread's call
+
+
+@pytest.mark.parametrize("make", [lambda: fe.Embedding(10, 3, seed=0),
+                                  lambda: fe.EmbeddingBag(10, 3, mode="max", seed=0)])
+@pytest.mark.parametrize("clone", [copy.copy, copy.deepcopy,
+                                   lambda x: pickle.loads(pickle.dumps(x))])
+def test_copies_take_the_copying_threads_last_call(make, clone):
+    layer = make()
+    ids = np.array([[1, 2, 2], [3, 0, 9]])
+    layer(ids)
+    shape = (2, 3, 3) if isinstance(layer, fe.EmbeddingBag) is False else (2, 3)
+    g = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    want = layer.backward(g).to_dense()
+    twin = clone(layer)
+    np.testing.assert_array_equal(twin.backward(g).to_dense(), want)
+    twin(np.array([[5, 5, 5], [6, 6, 6]]))  # the copy's calls are its own
+    np.testing.assert_array_equal(layer.backward(g).to_dense(), want)
+    fresh = clone(make())
+    with pytest.raises(ValueError):
+        fresh.backward(g)
+
+
+def test_old_pickles_with_a_shared_last_call_still_load():
+    emb = fe.Embedding(10, 3, seed=0)
+    state = emb.__getstate__()
+    state.pop("_last_call")
+    state["_last_ids"] = np.array([4, 4, 7])  # how earlier versions kept it
+    old = fe.Embedding.__new__(fe.Embedding)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.backward(np.ones((3, 3))).indices, [4, 7])
+
+
+# ------------------------------------------------------ item 3: mistakes met late
+
+@pytest.mark.parametrize("call", [
+    lambda: fe.Embedding(10, 3)([[1, 2, 3], [4, 5]]),
+    lambda: fe.EmbeddingBag(10, 3)([[1, 2, 3], [4, 5]]),
+    lambda: fe.Embedding(10, 3).backward(np.ones((2, 3)), ids=[[1, 2], [3]]),
+    lambda: fe.ops.gather(np.zeros((10, 3), np.float32), [[1, 2, 3], [4]]),
+])
+def test_ragged_ids_say_what_is_wrong_and_what_to_do(call):
+    with pytest.raises(ValueError) as info:
+        call()
+    msg = str(info.value)
+    assert "rectangular" in msg and "pad_sequences" in msg, msg
+    assert "lengths 3, 2" in msg or "lengths 2, 1" in msg or "lengths 3, 1" in msg, msg
+    assert "inhomogeneous" not in msg
+
+
+def test_ragged_ids_deeper_down_and_mixed():
+    emb = fe.Embedding(10, 3)
+    with pytest.raises(ValueError, match=r"ids\[i\]\[j\] have lengths 1, 1, 1, 2"):
+        emb([[[1], [2]], [[3], [4, 5]]])
+    with pytest.raises(ValueError, match=r"ids\[i\] mixes numbers and sequences"):
+        emb([[1, 2], 3])
+
+
+def test_ragged_floats_name_the_argument():
+    emb = fe.Embedding(10, 3)
+    emb([1, 2])
+    with pytest.raises(ValueError, match="grad_output must be a rectangular array"):
+        emb.backward([[1.0, 2.0, 3.0], [1.0]])
+    with pytest.raises(ValueError, match=r"weights\[0\] must be a rectangular array"):
+        emb.set_weights([[[0.0] * 3] * 9 + [[0.0]]])
+    bag = fe.EmbeddingBag(10, 3)
+    with pytest.raises(ValueError, match="per_sample_weights must be a rectangular array"):
+        bag([[1, 2], [3, 4]], per_sample_weights=[[1.0, 1.0], [1.0]])
+    with pytest.raises(ValueError, match="values must be a rectangular array"):
+        fe.SparseGradient([1, 2], [[1.0, 2.0, 3.0], [1.0]], (10, 3))
+
+
+def test_load_of_a_missing_path_is_file_not_found(tmp_path):
+    missing = tmp_path / "nowhere" / "layer"
+    with pytest.raises(FileNotFoundError) as info:
+        fe.Embedding.load(missing)
+    assert info.value.filename == str(missing) and str(missing) in str(info.value)
+    assert isinstance(info.value, ValueError)  # what it raised before: old handlers work
+    again = pickle.loads(pickle.dumps(info.value))
+    assert str(again) == str(info.value) and isinstance(again, FileNotFoundError)
+    with pytest.raises(FileNotFoundError):
+        fe.EmbeddingBag.load(str(missing))
+    # a path that exists but is no saved layer stays a ValueError
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    for p in (tmp_path / "empty", tmp_path / "file"):
+        with pytest.raises(ValueError, match="holds no saved embedding layer") as info:
+            fe.Embedding.load(p)
+        assert not isinstance(info.value, FileNotFoundError)
+
+
+def test_backward_pairs_with_the_most_recent_call():
+    """Decision: backward() without ids= is the gradient of this thread's most recent
+    call (calls for evaluation in between are fine); a gradient meant for another call
+    either has another shape (refused, naming ids=) or needs ids=."""
+    emb = fe.Embedding(10, 3, seed=0)
+    a, b = np.array([[1, 2]]), np.array([[7, 7]])
+    g = np.ones((1, 2, 3), np.float32)
+    emb(a)
+    emb(b)
+    assert emb.backward(g).indices.tolist() == [7]
+    # both calls' gradients: pass each call's ids
+    total = emb.backward(g, ids=a).to_dense() + emb.backward(g, ids=b).to_dense()
+    assert np.count_nonzero(total.any(axis=1)) == 3
+    emb(np.array([1, 2, 3]))  # an evaluation call of another shape
+    with pytest.raises(ValueError, match=r"last call.*ids="):
+        emb.backward(g)
+    bag = fe.EmbeddingBag(10, 3)
+    bag(a)
+    bag(np.array([[1, 2], [3, 4]]))
+    with pytest.raises(ValueError, match="last call.*call the layer on its inputs again"):
+        bag.backward(np.ones((1, 3)))
+
+
+@pytest.mark.parametrize("kwargs,exc,rx", [
+    (dict(input_dim="10"), ValueError, "input_dim"),
+    (dict(input_dim=-3), ValueError, "input_dim"),
+    (dict(input_dim=10.0), ValueError, "input_dim"),
+    (dict(output_dim=2.5), ValueError, "output_dim"),
+    (dict(input_length="5"), ValueError, "input_length"),
+    (dict(mask_zero="False"), TypeError, "mask_zero"),
+    (dict(mask_zero=None), TypeError, "mask_zero"),
+    (dict(trainable="no"), TypeError, "trainable"),
+    (dict(seed="1"), TypeError, "seed"),
+    (dict(seed=-1), ValueError, "seed"),
+    (dict(seed=1.5), TypeError, "seed"),
+    (dict(dtype="float16"), TypeError, "dtype"),
+    (dict(dtype="int32"), TypeError, "dtype"),
+    (dict(weights=np.zeros((10, 4))), ValueError, r"\(10, 3\).*\(10, 4\)"),
+    (dict(weights=[np.zeros((10, 3)), np.zeros((10, 3))]), ValueError, "shape"),
+    (dict(weights=[np.full((10, 3), "a")]), TypeError, "numbers"),
+    (dict(embeddings_initializer="orthogonal"), ValueError, "embeddings_initializer"),
+    (dict(embeddings_initializer=np.zeros((3, 10))), ValueError, "shape"),
+])
+@pytest.mark.parametrize("cls", [fe.Embedding, fe.EmbeddingBag])
+def test_layer_arguments_fail_early(cls, kwargs, exc, rx):
+    args = dict(input_dim=10, output_dim=3)
+    args.update(kwargs)
+    with pytest.raises(exc, match=rx):
+        cls(**args)
+
+
+def test_layer_flags_accept_bools_and_0_1():
+    emb = fe.Embedding(10, 3, mask_zero=np.bool_(True), trainable=0, seed=np.int64(4))
+    assert emb.mask_zero is True and emb.trainable is False and emb.seed == 4
+    assert type(emb.get_config()["seed"]) is int
+
+
+@pytest.mark.parametrize("make,exc,rx", [
+    (lambda: O.SGD(learning_rate="0.1"), TypeError, "learning_rate"),
+    (lambda: O.SGD(learning_rate=True), TypeError, "learning_rate"),
+    (lambda: O.SGD(learning_rate=float("inf")), ValueError, "learning_rate"),
+    (lambda: O.SGD(learning_rate=lambda step: 0.1), TypeError, "learning_rate"),
+    (lambda: O.SGD(momentum="0.9"), TypeError, "momentum"),
+    (lambda: O.SGD(momentum=1.0), ValueError, "momentum"),
+    (lambda: O.SGD(nesterov="False"), TypeError, "nesterov"),
+    (lambda: O.SGD(lazy="False"), TypeError, "lazy"),
+    (lambda: O.Adagrad(initial_accumulator_value="0.1"), TypeError, "initial_accumulator"),
+    (lambda: O.Adagrad(epsilon=-1e-7), ValueError, "epsilon"),
+    (lambda: O.Adam(beta_1="0.9"), TypeError, "beta_1"),
+    (lambda: O.Adam(beta_2=-0.1), ValueError, "beta_2"),
+    (lambda: O.Adam(epsilon=float("nan")), ValueError, "epsilon"),
+    (lambda: O.Adam(lazy=None), TypeError, "lazy"),
+])
+def test_optimizer_arguments_fail_early(make, exc, rx):
+    with pytest.raises(exc, match=rx):
+        make()
+
+
+def test_optimizer_numbers_are_normalized():
+    opt = O.Adam(learning_rate=np.float32(0.5), beta_1=0, lazy=np.bool_(False))
+    cfg = opt.get_config()
+    assert cfg["learning_rate"] == 0.5 and type(cfg["learning_rate"]) is float
+    assert type(cfg["beta_1"]) is float and cfg["lazy"] is False
+
+
+@pytest.mark.parametrize("arg,rx", [
+    (None, "list of .grad, var. pairs"),
+    (5, "list of .grad, var. pairs"),
+    ("ab", "list of .grad, var. pairs"),
+])
+def test_apply_gradients_needs_a_list_of_pairs(arg, rx):
+    with pytest.raises(TypeError, match=rx):
+        O.SGD().apply_gradients(arg)
+
+
+def test_a_single_pair_not_in_a_list_says_how_to_pass_it():
+    emb = fe.Embedding(V, D, seed=0)
+    w0 = emb.get_weights()[0]
+    with pytest.raises(TypeError, match=r"apply_gradients\(\[\(grad, var\)\]\)"):
+        O.SGD().apply_gradients((_sparse([1]), emb))
+    # a (2, n) dense gradient given alone used to be unpacked into two rows: the second
+    # row (a view of the gradient) was "updated" with the first
+    grad = np.ones((2, 3), np.float32)
+    with pytest.raises(TypeError, match="pairs"):
+        O.SGD().apply_gradients([grad])
+    with pytest.raises(TypeError, match=r"apply_gradients\(\[\(grad, var\)\]\)"):
+        O.SGD().apply_gradients((grad, np.zeros((2, 3), np.float32)))
+    assert np.all(grad == 1) and np.array_equal(emb.embeddings, w0)
+
+
+def test_sparse_gradient_checks():
+    ok = fe.SparseGradient([0, 2], [[1, 2], [3, 4]], (3, 2))
+    assert ok.values.dtype == np.float32 and ok.indices.dtype == np.int64
+    be = fe.SparseGradient([0], np.ones((1, 2), ">f8"), (3, 2))
+    assert be.values.dtype == np.float64 and be.values.dtype.isnative
+    cases = [
+        (([0.5], [[1, 2]], (3, 2)), TypeError, "indices"),
+        (([True], [[1, 2]], (3, 2)), TypeError, "bool"),
+        ((["a"], [[1, 2]], (3, 2)), TypeError, "indices"),
+        (([3], [[1, 2]], (3, 2)), IndexError, r"indices\[0\] = 3"),
+        (([-1], [[1, 2]], (3, 2)), IndexError, r"indices\[0\] = -1"),
+        (([[0]], [[1, 2]], (3, 2)), ValueError, "1-D"),
+        (([0], [[1, 2, 3]], (3, 2)), ValueError, r"\(1, 2\)"),
+        (([0], [["x", "y"]], (3, 2)), TypeError, "values"),
+        (([0], np.ones((1, 2), np.int32), (3, 2)), TypeError, "float32 or float64"),
+        (([0], np.ones((1, 2), np.float16), (3, 2)), TypeError, "float32 or float64"),
+        (([0], [[1, 2]], (3.0, 2)), TypeError, "dense_shape"),
+        (([0], [[1, 2]], ("3", 2)), TypeError, "dense_shape"),
+        (([0], [[1, 2]], 3), TypeError, "dense_shape"),
+        (([0], [[1, 2]], (3, 2, 1)), ValueError, "dense_shape"),
+        (([0], [[1, 2]], (-3, 2)), ValueError, "dense_shape"),
+    ]
+    for args, exc, rx in cases:
+        with pytest.raises(exc, match=rx):
+            fe.SparseGradient(*args)
