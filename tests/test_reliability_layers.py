@@ -693,3 +693,210 @@ def test_sparse_gradient_checks():
     for args, exc, rx in cases:
         with pytest.raises(exc, match=rx):
             fe.SparseGradient(*args)
+
+
+# ------------------------------------------- item 4: callbacks inside the caller's objects
+
+def _no_deadlock(fn, timeout=20.0):
+    """Run fn in a daemon thread; a hang (a callback waiting for a lock its own call
+    holds) fails the test instead of hanging the suite."""
+    box = []
+
+    def run():
+        try:
+            box.append(("ok", fn()))
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            box.append(("error", exc))
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), "deadlock: a callback re-entered a call holding its lock"
+    kind, value = box[0]
+    if kind == "error":
+        raise value
+    return value
+
+
+def _reference(steps):
+    """Apply each list of pairs-makers in order on fresh copies: (opt, emb, head)."""
+    emb = fe.Embedding(V, D, seed=0)
+    head = np.zeros((3, 3), np.float32)
+    opt = O.Adam(0.1)
+    for make in steps:
+        opt.apply_gradients(make(emb, head))
+    return _state(opt, emb.embeddings, head)
+
+
+INNER = lambda emb, head: [(_sparse([1, 2], seed=1), emb)]  # noqa: E731
+OUTER = lambda emb, head: [(_sparse([2, 3], seed=2), emb),  # noqa: E731
+                           (np.ones((3, 3), np.float32), head)]
+
+
+def _hostile_cases():
+    """Each builds the outer call's argument from (opt, emb, head), re-entering
+    ``opt.apply_gradients(INNER)`` from inside a conversion."""
+    def generator(opt, emb, head):
+        def gen():
+            opt.apply_gradients(INNER(emb, head))
+            yield from OUTER(emb, head)
+        return gen()
+
+    def pair_iter(opt, emb, head):
+        class Pair(tuple):
+            def __iter__(self):
+                opt.apply_gradients(INNER(emb, head))
+                return super().__iter__()
+        first, second = OUTER(emb, head)
+        return [Pair(first), second]
+
+    def indices_property(opt, emb, head):
+        g = _sparse([2, 3], seed=2)
+
+        class Duck:
+            values, dense_shape = g.values, g.dense_shape
+
+            @property
+            def indices(self):
+                opt.apply_gradients(INNER(emb, head))
+                return g.indices
+        return [(Duck(), emb), OUTER(emb, head)[1]]
+
+    def dense_shape_index(opt, emb, head):
+        g = _sparse([2, 3], seed=2)
+
+        class Rows:
+            def __index__(self):
+                opt.apply_gradients(INNER(emb, head))
+                return V
+        g.dense_shape = (Rows(), D)
+        return [(g, emb), OUTER(emb, head)[1]]
+
+    def values_float(opt, emb, head):
+        g = _sparse([2, 3], seed=2)
+        calls = []
+
+        class Num:
+            def __init__(self, v):
+                self.v = v
+
+            def __float__(self):
+                if not calls:
+                    calls.append(1)
+                    opt.apply_gradients(INNER(emb, head))
+                return self.v
+
+        class Duck:
+            indices, dense_shape = g.indices, g.dense_shape
+            values = [[Num(float(x)) for x in row] for row in g.values]
+        return [(Duck(), emb), OUTER(emb, head)[1]]
+
+    def list_mutated(opt, emb, head):
+        pairs = OUTER(emb, head)
+        g = pairs[0][0]
+
+        class Duck:
+            values, dense_shape = g.values, g.dense_shape
+
+            @property
+            def indices(self):
+                pairs.clear()  # the caller's list, emptied mid-call
+                opt.apply_gradients(INNER(emb, head))
+                return g.indices
+        pairs[0] = (Duck(), emb)
+        return pairs
+
+    return {f.__name__: f for f in (generator, pair_iter, indices_property,
+                                    dense_shape_index, values_float, list_mutated)}
+
+
+HOSTILE = _hostile_cases()
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_reentrant_callbacks_in_apply_gradients(case):
+    emb = fe.Embedding(V, D, seed=0)
+    head = np.zeros((3, 3), np.float32)
+    opt = O.Adam(0.1)
+    arg = HOSTILE[case](opt, emb, head)
+    _no_deadlock(lambda: opt.apply_gradients(arg))
+    # the inner call ran first, then the whole outer call (as given when it started)
+    assert _state(opt, emb.embeddings, head) == _reference([INNER, OUTER])
+    assert opt.get_step(emb) == 2 and opt.get_step(head) == 1
+
+
+def test_a_callback_that_raises_midway_changes_nothing():
+    emb = fe.Embedding(V, D, seed=0)
+    head = np.zeros((3, 3), np.float32)
+    opt = O.Adam(0.1)
+    opt.apply_gradients(OUTER(emb, head))
+    before = _state(opt, emb.embeddings, head)
+
+    class Boom:
+        def __index__(self):
+            raise RuntimeError("boom")
+
+    g = _sparse([1], seed=3)
+    g.dense_shape = (V, Boom())
+
+    def gen():
+        yield (np.ones((3, 3), np.float32), head)
+        yield (g, emb)
+
+    with pytest.raises(RuntimeError, match="boom"):
+        opt.apply_gradients(gen())
+
+    def gen2():
+        yield (np.ones((3, 3), np.float32), head)
+        raise RuntimeError("the generator failed")
+
+    with pytest.raises(RuntimeError, match="generator failed"):
+        opt.apply_gradients(gen2())
+    assert _state(opt, emb.embeddings, head) == before
+
+
+def test_reentrant_set_state():
+    emb = fe.Embedding(V, D, seed=0)
+    opt = O.Adam(0.1)
+    opt.apply_gradients([(_sparse([1]), emb)])
+    saved = opt.get_state()
+    want = _state(opt, emb.embeddings)
+    grad = _sparse([4, 5], seed=4)
+
+    class Arrays(dict):
+        def __getitem__(self, key):
+            opt.apply_gradients([(grad, emb)])  # moves the step on while being restored
+            return dict.__getitem__(self, key)
+
+    hostile = {"config": saved["config"], "arrays": Arrays(saved["arrays"])}
+    _no_deadlock(lambda: opt.set_state(hostile))
+    assert opt.get_step(emb) == 1  # the restore came last and is whole
+    got = _state(opt, emb.embeddings)
+    assert got[1:] == want[1:]
+
+
+def test_hostile_ids_leave_the_layer_whole():
+    emb = fe.Embedding(10, 3, seed=0)
+    emb([1, 2])
+
+    class Index:
+        def __index__(self):
+            emb([7, 7, 7])  # re-enters the layer
+            return 3
+
+    with pytest.raises(TypeError, match="integers"):
+        emb([1, Index()])
+    assert emb.backward(np.ones((2, 3))).indices.tolist() == [1, 2]
+
+    ids = [[1, 2], [3, 4]]
+
+    class Row(list):
+        def __len__(self):
+            emb([[9, 9, 9]])  # a call from inside the conversion of the outer call's ids
+            return list.__len__(self)
+
+    ids[1] = Row([3, 4])
+    out = emb(ids)
+    assert out.shape == (2, 2, 3)
+    # the layer's last call is the outer one: it recorded after the inner one finished
+    assert emb.backward(np.ones((2, 2, 3))).indices.tolist() == [1, 2, 3, 4]

@@ -38,9 +38,27 @@ __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "get"]
 _SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADAM = 0, 1, 2, 3, 4
 
 
+_SPARSE_PARTS = ("indices", "values", "dense_shape")
+_MISSING = object()
+
+
 def _is_sparse(grad) -> bool:
-    return (hasattr(grad, "indices") and hasattr(grad, "values")
-            and hasattr(grad, "dense_shape") and not isinstance(grad, np.ndarray))
+    # On the class: no property of the caller's object runs here.
+    return not isinstance(grad, np.ndarray) and all(hasattr(type(grad), n) for n in _SPARSE_PARTS)
+
+
+def _sparse_parts(grad):
+    """(indices, values, dense_shape) of a sparse gradient, each attribute read once (a
+    property may have side effects), or None for anything else."""
+    if isinstance(grad, np.ndarray):
+        return None
+    parts = []
+    for name in _SPARSE_PARTS:
+        value = getattr(grad, name, _MISSING)
+        if value is _MISSING:
+            return None
+        parts.append(value)
+    return parts
 
 
 def _is_layer(var) -> bool:
@@ -75,7 +93,7 @@ def _non_negative(value, name) -> float:
 
 
 def _pairs_hint(items) -> str:
-    if len(items) == 2 and (_is_sparse(items[0]) or isinstance(items[0], np.ndarray)):
+    if len(items) == 2 and (isinstance(items[0], np.ndarray) or _is_sparse(items[0])):
         return "; a single pair goes in a list: apply_gradients([(grad, var)])"
     return ""
 
@@ -420,8 +438,9 @@ class Optimizer:
             if grad is None:
                 continue
             floats = isinstance(table, np.ndarray) and table.dtype.kind == "f"
-            if _is_sparse(grad):
-                indices, values, dense_shape = grad.indices, grad.values, grad.dense_shape
+            sparse = _sparse_parts(grad)
+            if sparse is not None:
+                indices, values, dense_shape = sparse
                 try:
                     shape = tuple(operator.index(n) for n in dense_shape)
                 except TypeError:
