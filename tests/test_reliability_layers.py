@@ -106,7 +106,8 @@ rng = np.random.default_rng(0)
 tables, states = [], []
 for lr in (0.01, 0.02):
     opt.learning_rate = lr
-    g = fe.SparseGradient(rng.integers(0, V, 5000), rng.standard_normal((5000, D)).astype(np.float32), (V, D))
+    vals = rng.standard_normal((5000, D)).astype(np.float32)
+    g = fe.SparseGradient(rng.integers(0, V, 5000), vals, (V, D))
     opt.apply_gradients([(g, emb)])
     tables.append(emb.get_weights()[0])
     states.append(opt.get_state())
@@ -164,7 +165,8 @@ for p in (path, path + "-big"):
         assert not os.path.exists(leftover), f"{leftover} was left behind"
 np.testing.assert_array_equal(fe.Embedding.load(path + "-big").embeddings, big.embeddings)
 # the r+ map follows the file at `path`: an update through the layer reaches the file
-assert os.path.abspath(emb.embeddings.filename) == os.path.abspath(os.path.join(path, "embeddings.npy"))
+table_file = os.path.abspath(os.path.join(path, "embeddings.npy"))
+assert os.path.abspath(emb.embeddings.filename) == table_file
 emb.embeddings[1] = 7.0
 emb.embeddings.flush()
 assert np.all(fe.Embedding.load(path).embeddings[1] == 7.0)
@@ -173,8 +175,8 @@ assert np.all(fe.Embedding.load(path).embeddings[1] == 7.0)
 
 def test_interrupted_save_leaves_one_whole_copy(tmp_path):
     for delay in (0.1, 0.3):
-        run_interrupted(_SAVE_SETUP.replace("__TMP__", repr(str(tmp_path / str(delay)))), _SAVE_CALL,
-                        _SAVE_CHECK, delay=delay)
+        setup = _SAVE_SETUP.replace("__TMP__", repr(str(tmp_path / str(delay))))
+        run_interrupted(setup, _SAVE_CALL, _SAVE_CHECK, delay=delay)
 
 
 # ------------------------------------------- item 1: a failing call changes nothing
@@ -900,3 +902,26 @@ def test_hostile_ids_leave_the_layer_whole():
     assert out.shape == (2, 2, 3)
     # the layer's last call is the outer one: it recorded after the inner one finished
     assert emb.backward(np.ones((2, 2, 3))).indices.tolist() == [1, 2, 3, 4]
+
+
+def test_each_attribute_of_the_callers_objects_is_read_once():
+    reads = {}
+    table = np.zeros((V, D), np.float32)
+    g = _sparse([1, 2])
+
+    def counted(name, value):
+        def get(self):
+            reads[name] = reads.get(name, 0) + 1
+            return value
+        return property(get)
+
+    Var = type("Var", (), {"embeddings": counted("embeddings", table),
+                           "trainable": counted("trainable", True)})
+    Grad = type("Grad", (), {n: counted(n, getattr(g, n))
+                             for n in ("indices", "values", "dense_shape")})
+    var = Var()
+    opt = O.Adam(0.1)
+    opt.apply_gradients([(Grad(), var)])
+    assert reads == {"embeddings": 1, "trainable": 1, "indices": 1, "values": 1,
+                     "dense_shape": 1}
+    assert opt.get_step(var) == 1 and np.any(table[[1, 2]] != 0) and not np.any(table[0])

@@ -81,7 +81,7 @@ def as_array(values, name: str, dtype=None, hint: str = "") -> np.ndarray:
         return np.asarray(values, dtype=dtype)
     except (ValueError, OverflowError) as exc:
         text = str(exc)
-        if "inhomogeneous" not in text and "sequence" not in text:
+        if "inhomogeneous" not in text and "setting an array element with a sequence" not in text:
             if isinstance(exc, OverflowError) or dtype is None:
                 raise ValueError(f"{name} could not be read as an array: {exc}") from None
             raise TypeError(f"{name} could not be read as a {np.dtype(dtype)} array: "

@@ -89,7 +89,6 @@ class SparseGradient:
         `values` whose shape is not ``(len(indices), dim)``, ragged lists.
     IndexError
         An index outside ``[0, V)``, naming its position.
-
     """
 
     __slots__ = ("indices", "values", "dense_shape")

@@ -44,7 +44,8 @@ _MISSING = object()
 
 def _is_sparse(grad) -> bool:
     # On the class: no property of the caller's object runs here.
-    return not isinstance(grad, np.ndarray) and all(hasattr(type(grad), n) for n in _SPARSE_PARTS)
+    return not isinstance(grad, np.ndarray) and all(hasattr(type(grad), n)
+                                                    for n in _SPARSE_PARTS)
 
 
 def _sparse_parts(grad):
@@ -426,15 +427,12 @@ class Optimizer:
                 raise TypeError(f"apply_gradients takes (grad, var) pairs; item {i} is "
                                 f"{what}{_pairs_hint(items)}")
             grad, var = pair
-            if _is_layer(var):
-                if not getattr(var, "trainable", True):
-                    continue
-                table = var.embeddings
-            elif isinstance(var, np.ndarray):
-                table = var
-            else:
+            table = var if isinstance(var, np.ndarray) else getattr(var, "embeddings", _MISSING)
+            if table is _MISSING:
                 raise TypeError(f"{_var_name(var, i)} must be an Embedding, an EmbeddingBag "
                                 f"or a float numpy array, got {type(var).__name__}")
+            if table is not var and not getattr(var, "trainable", True):
+                continue
             if grad is None:
                 continue
             floats = isinstance(table, np.ndarray) and table.dtype.kind == "f"
@@ -446,7 +444,7 @@ class Optimizer:
                 except TypeError:
                     raise TypeError(f"{_var_name(var, i)}: the gradient's dense_shape must be "
                                     f"integers, got {dense_shape!r}") from None
-                if not _is_layer(var) and table.ndim != 2:
+                if table is var and table.ndim != 2:
                     raise ValueError(f"{_var_name(var, i)}: a SparseGradient needs a 2-D "
                                      f"variable, got shape {table.shape}")
                 if shape != tuple(table.shape):
