@@ -925,3 +925,18 @@ def test_each_attribute_of_the_callers_objects_is_read_once():
     assert reads == {"embeddings": 1, "trainable": 1, "indices": 1, "values": 1,
                      "dense_shape": 1}
     assert opt.get_step(var) == 1 and np.any(table[[1, 2]] != 0) and not np.any(table[0])
+
+
+@pytest.mark.parametrize("call,exc,rx", [
+    (lambda: fe.Embedding.from_pretrained([[1.0, 2.0], [3.0]]), ValueError,
+     r"matrix must be a rectangular array.*lengths 2, 1"),
+    (lambda: fe.Embedding.from_config("embedding"), TypeError, "dict of get_config"),
+    (lambda: O.Adam.from_config("adam"), TypeError, "dict of get_config"),
+    (lambda: O.Adam().set_state("adam"), ValueError, "dict of get_state"),
+    (lambda: fe.Embedding(3, 2)(i for i in [1, 2]), TypeError, "iterator.*list or an array"),
+    (lambda: O.get({"class_name": "adam", "config": {"learning_rate": "0.1"}}), TypeError,
+     "learning_rate"),
+])
+def test_more_mistakes_fail_early(call, exc, rx):
+    with pytest.raises(exc, match=rx):
+        call()

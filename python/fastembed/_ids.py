@@ -146,6 +146,9 @@ def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
             i = int(np.flatnonzero(huge)[0])
             raise IndexError(f"{name}{_pos(arr, i)} = {flat[i]!r} is out of range")
         return np.asarray(arr, order="C", dtype=np.int64)
+    if kind == "O" and arr.ndim == 0 and hasattr(ids, "__next__"):
+        raise TypeError(f"{name} must be integers, got an iterator ({type(ids).__name__}); "
+                        f"pass a list or an array")
     raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
 
 

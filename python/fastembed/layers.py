@@ -467,6 +467,9 @@ class Embedding:
         (``batch_input_shape``, ``build_config``...) are dropped, a serialized dtype policy
         or initializer dict is reduced to its name.
         """
+        if not isinstance(config, dict):
+            raise TypeError(f"from_config takes the dict of get_config(), got "
+                            f"{type(config).__name__}")
         cfg = dict(config)
         for key in _KERAS_IGNORED_KEYS:
             cfg.pop(key, None)
@@ -624,7 +627,7 @@ class Embedding:
     @classmethod
     def from_pretrained(cls, matrix, trainable=False, mask_zero=False, **kwargs):
         """A layer whose table is a copy of `matrix` (frozen by default)."""
-        m = np.asarray(matrix)
+        m = as_array(matrix, "matrix")
         if m.ndim != 2:
             raise ValueError(f"matrix must be 2-D (input_dim, output_dim), got shape {m.shape}")
         dtype = kwargs.pop("dtype", m.dtype if m.dtype in _FLOAT_DTYPES else np.float32)

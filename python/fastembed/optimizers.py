@@ -202,6 +202,9 @@ class Optimizer:
     @classmethod
     def from_config(cls, config):
         """Build an optimizer (no state) from :meth:`get_config`'s output."""
+        if not isinstance(config, dict):
+            raise TypeError(f"from_config takes the dict of get_config(), got "
+                            f"{type(config).__name__}")
         return cls(**config)
 
     def get_state(self) -> dict:
@@ -241,6 +244,9 @@ class Optimizer:
         All or nothing: the whole state is read and checked before any of it replaces
         the optimizer's (Ctrl-C included).
         """
+        if not isinstance(state, dict):
+            raise ValueError(f"set_state takes the dict of get_state(), got "
+                             f"{type(state).__name__}")
         try:
             new, hyper = self._read_state(state, variables)
         except (KeyError, AttributeError, TypeError) as exc:
