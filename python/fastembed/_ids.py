@@ -7,6 +7,8 @@ are refused unless the caller (the Keras-style layers) allows whole-number float
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
@@ -31,6 +33,67 @@ def _raise_for_huge_ints(arr: np.ndarray, name: str) -> None:
                              f"(ids must fit in int64)")
 
 
+_SHOWN_LENGTHS = 8
+# The ragged-list diagnosis walks at most this many items (it only runs on an error path).
+_DIAGNOSE_BUDGET = 1_000_000
+
+
+def _is_row(x) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.ndim > 0
+    return not isinstance(x, (str, bytes)) and hasattr(x, "__len__")
+
+
+def _ragged_detail(obj, name) -> str:
+    """Where a nested sequence stops being rectangular, in words ("" when not found)."""
+    level, seen = [obj], 0
+    for depth in range(64):
+        lens = [len(item) if _is_row(item) else None for item in level]
+        kinds = set(lens)
+        if len(kinds) > 1:
+            index = "".join(f"[{c}]" for c in "ijklmnpqrs"[:depth]) + "[.]" * (depth - 10)
+            items = name + index
+            if None in kinds:
+                return f"{items} mixes numbers and sequences"
+            shown = ", ".join(str(n) for n in lens[:_SHOWN_LENGTHS])
+            more = ", ..." if len(lens) > _SHOWN_LENGTHS else ""
+            rows = "the rows " if depth == 1 else ""
+            return f"{rows}{items} have lengths {shown}{more}"
+        if kinds == {None} or not level:
+            return ""
+        nxt = []
+        for item in level:
+            seen += len(item)
+            if seen > _DIAGNOSE_BUDGET:
+                return ""
+            nxt.extend(item[i] for i in range(len(item)))
+        level = nxt
+    return ""
+
+
+def as_array(values, name: str, dtype=None, hint: str = "") -> np.ndarray:
+    """``np.asarray(values, dtype)`` that explains a ragged nested list.
+
+    numpy's own message ("inhomogeneous shape after 1 dimensions") says neither which
+    argument nor what to do; this one names the argument and the row lengths.
+    """
+    try:
+        return np.asarray(values, dtype=dtype)
+    except (ValueError, OverflowError) as exc:
+        text = str(exc)
+        if "inhomogeneous" not in text and "setting an array element with a sequence" not in text:
+            if isinstance(exc, OverflowError) or dtype is None:
+                raise ValueError(f"{name} could not be read as an array: {exc}") from None
+            raise TypeError(f"{name} could not be read as a {np.dtype(dtype)} array: "
+                            f"{exc}") from None
+        try:
+            detail = _ragged_detail(values, name)
+        except Exception:  # a hostile __len__/__getitem__: keep the plain message
+            detail = ""
+        raise ValueError(f"{name} must be a rectangular array (every row of the same length)"
+                         f"{'; ' + detail if detail else ''}{hint}") from None
+
+
 def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
     """Return `ids` as a C-contiguous, native int32 or int64 array.
 
@@ -43,10 +106,7 @@ def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
     else:
         if isinstance(ids, (str, bytes)):
             raise TypeError(f"{name} must be integers, got {type(ids).__name__}")
-        try:
-            arr = np.asarray(ids)
-        except (ValueError, OverflowError) as exc:  # ragged lists, huge ints
-            raise ValueError(f"{name} could not be read as an integer array: {exc}") from None
+        arr = as_array(ids, name, hint="; pad them to one length with fastembed.pad_sequences")
         if arr.size == 0 and arr.dtype.kind == "f":
             arr = arr.astype(np.int64)  # an empty list: numpy's default dtype is float64
         elif arr.dtype.kind == "O":
@@ -86,6 +146,9 @@ def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
             i = int(np.flatnonzero(huge)[0])
             raise IndexError(f"{name}{_pos(arr, i)} = {flat[i]!r} is out of range")
         return np.asarray(arr, order="C", dtype=np.int64)
+    if kind == "O" and arr.ndim == 0 and hasattr(ids, "__next__"):
+        raise TypeError(f"{name} must be integers, got an iterator ({type(ids).__name__}); "
+                        f"pass a list or an array")
     raise TypeError(f"{name} must be integers, got dtype {arr.dtype}")
 
 
@@ -103,7 +166,29 @@ def as_values(values, dtype, name: str = "values") -> np.ndarray:
             raise TypeError(f"{name} must have dtype {dtype}, got {values.dtype}")
         return np.asarray(values, order="C", dtype=dtype)
     try:
-        arr = np.asarray(values, dtype=dtype)
-    except (TypeError, ValueError) as exc:
+        arr = as_array(values, name, dtype=dtype)
+    except TypeError as exc:
         raise TypeError(f"{name} could not be read as a {dtype} array: {exc}") from None
     return np.asarray(arr, order="C")
+
+
+def as_flag(value, name: str) -> bool:
+    """A bool argument: True/False (numpy's too) or the integers 0 and 1.
+
+    ``bool("False")`` is True, so a string (or any other object) is refused with
+    TypeError rather than read by its truth value.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and int(value) in (0, 1):
+        return bool(value)
+    raise TypeError(f"`{name}` must be True or False. Received: {name}={value!r} "
+                    f"(of type {type(value).__name__}).")
+
+
+def as_number(value, name: str) -> float:
+    """A real-number argument as a float; strings, bools and other objects raise TypeError."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be a number. Received: {name}={value!r} "
+                        f"(of type {type(value).__name__}).")
+    return float(value)

@@ -6,15 +6,20 @@ the native kernels of :mod:`fastembed.ops`.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import numbers
+import operator
 import os
 import shutil
-import numbers
+import threading
 
 import numpy as np
 
 from . import _bagops, ops
-from ._ids import as_ids
+from ._ids import as_array, as_flag, as_ids
+from ._interrupts import deferred
 
 __all__ = ["SparseGradient", "Embedding", "EmbeddingBag"]
 
@@ -49,6 +54,18 @@ def _positive_int(value, name):
     return int(value)
 
 
+def _seed(value):
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`seed` must be None or a non-negative integer. Received: "
+                        f"seed={value!r} (of type {type(value).__name__}).")
+    if int(value) < 0:
+        raise ValueError(f"`seed` must be None or a non-negative integer. Received: "
+                         f"seed={value!r}.")
+    return int(value)
+
+
 class SparseGradient:
     """A row-sparse gradient of a ``(V, D)`` table.
 
@@ -64,24 +81,35 @@ class SparseGradient:
 
     Raises
     ------
+    TypeError
+        `indices` that are not integers (floats, bools, strings), `values` that are not
+        float32 or float64, a `dense_shape` that does not hold integers.
     ValueError
-        When the shapes disagree or an index is outside ``[0, V)`` (IndexError).
+        A `dense_shape` that is not two non-negative sizes, `indices` that are not 1-D,
+        `values` whose shape is not ``(len(indices), dim)``, ragged lists.
+    IndexError
+        An index outside ``[0, V)``, naming its position.
     """
 
     __slots__ = ("indices", "values", "dense_shape")
 
     def __init__(self, indices, values, dense_shape):
-        shape = tuple(int(s) for s in dense_shape)
+        try:
+            shape = tuple(operator.index(s) for s in dense_shape)
+        except TypeError:
+            raise TypeError(f"dense_shape must be a (rows, dim) pair of integers, got "
+                            f"{dense_shape!r}") from None
         if len(shape) != 2 or shape[0] < 0 or shape[1] < 0:
             raise ValueError(f"dense_shape must be (rows, dim) with non-negative sizes, "
-                             f"got {tuple(dense_shape)!r}")
+                             f"got {shape!r}")
         idx = as_ids(indices, name="indices")
         if idx.ndim != 1:
             raise ValueError(f"indices must be 1-D (K,), got shape {idx.shape}")
         idx = np.ascontiguousarray(idx, dtype=np.int64)
-        if not isinstance(values, np.ndarray) or values.dtype.kind != "f":
-            values = np.asarray(values, dtype=np.float32 if not isinstance(values, np.ndarray)
-                                else None)
+        if not isinstance(values, np.ndarray):
+            values = as_array(values, "values", dtype=np.float32)
+        if values.dtype.kind == "f" and not values.dtype.isnative:
+            values = values.astype(values.dtype.newbyteorder("="))
         if values.dtype not in _FLOAT_DTYPES:
             raise TypeError(f"values must be float32 or float64, got dtype {values.dtype}")
         if values.shape != (idx.shape[0], shape[1]):
@@ -153,6 +181,23 @@ def _initial_table(init, shape, dtype, seed):
     return np.array(value, dtype=dtype, order="C", copy=True)
 
 
+class SavedLayerNotFoundError(FileNotFoundError, ValueError):
+    """:meth:`Embedding.load` of a path that does not exist.
+
+    A ``FileNotFoundError`` (``errno`` ENOENT, ``filename`` the path); also a
+    ``ValueError``, which is what a missing path raised before, so handlers written for
+    either keep working.
+    """
+
+    def __init__(self, *args):
+        if len(args) == 1:  # the path (unpickling passes errno, strerror, filename)
+            args = (errno.ENOENT, os.strerror(errno.ENOENT), args[0])
+        super().__init__(*args)
+
+    def __str__(self):
+        return f"{self.filename} holds no saved embedding layer: no such file or folder"
+
+
 def _fsync_dir(path):
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -198,6 +243,15 @@ class Embedding:
     seed : int, optional
         Seed of the random initializers.
     name : str, optional
+
+    Notes
+    -----
+    :meth:`backward` without ``ids=`` uses the ids of the most recent call of the layer
+    *in the calling thread*: threads that share a layer each get the gradient of their
+    own call.  Calling the layer again (for evaluation, say) replaces them, so a layer
+    used on several inputs before one backward pass (a shared embedding) passes each
+    call's ids: ``backward(grad, ids=...)``.  A copy or pickle of the layer takes the
+    ids of the copying thread's last call along.
     """
 
     _counter = 0
@@ -217,10 +271,11 @@ class Embedding:
         if input_length is not None:
             input_length = _positive_int(input_length, "input_length")
         self.input_length = input_length
-        self.mask_zero = bool(mask_zero)
-        self.trainable = bool(trainable)
+        self.mask_zero = as_flag(mask_zero, "mask_zero")
+        self.trainable = as_flag(trainable, "trainable")
         self.dtype = _float_dtype(dtype)
-        self.seed = seed
+        self.seed = _seed(seed)
+        self._calls = threading.local()
         if name is None:
             Embedding._counter += 1
             name = f"{self._kind}_{Embedding._counter}"
@@ -237,8 +292,44 @@ class Embedding:
             init = embeddings_initializer
             if isinstance(init, str) and init == "custom":
                 init = "zeros"  # from a config: the table comes from elsewhere (weights, load)
-            self.embeddings = _initial_table(init, shape, self.dtype, seed)
-        self._last_ids = None
+            self.embeddings = _initial_table(init, shape, self.dtype, self.seed)
+
+    # -- the last call, per thread ----------------------------------------------------
+    # What backward() needs from the forward call: (ids,) for an Embedding, (ids, offsets,
+    # per_sample_weights, argmax) for an EmbeddingBag.  Kept per thread, so that threads
+    # sharing a layer never pair a gradient with another thread's ids; stored as one
+    # tuple, so that a call is recorded whole or not at all.
+    def _record(self, call):
+        self._calls.last = call
+
+    def _last_call(self):
+        return getattr(self._calls, "last", None)
+
+    @property
+    def _last_ids(self):
+        """The ids of this thread's most recent call (None before the first)."""
+        call = self._last_call()
+        return None if call is None else call[0]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_calls", None)
+        state["_last_call"] = self._last_call()
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        call = state.pop("_last_call", None)
+        # Pickles of earlier versions kept the last call in plain attributes.
+        legacy_ids, legacy_bag = state.pop("_last_ids", None), state.pop("_last", None)
+        if call is None:
+            call = legacy_bag if legacy_bag is not None else (
+                (legacy_ids,) if legacy_ids is not None else None)
+        calls = threading.local()
+        if call is not None:
+            calls.last = call
+        state["_calls"] = calls
+        self.__dict__.update(state)
 
     # -- weights -------------------------------------------------------------------
     def get_weights(self):
@@ -251,7 +342,7 @@ class Embedding:
             raise ValueError(f"set_weights expects a list of one array [W], got "
                              f"{type(weights).__name__} of length "
                              f"{len(weights) if hasattr(weights, '__len__') else '?'}")
-        w = np.asarray(weights[0])
+        w = as_array(weights[0], "weights[0]")
         if w.shape != self.embeddings.shape:
             raise ValueError(f"Layer {self.name} weight shape {self.embeddings.shape} is not "
                              f"compatible with provided weight shape {w.shape}.")
@@ -283,7 +374,7 @@ class Embedding:
         arr = self._ids(ids)
         self._check_length(arr)
         out = ops.gather(self.embeddings, arr)
-        self._last_ids = arr
+        self._record((arr,))
         return out
 
     call = __call__
@@ -298,13 +389,15 @@ class Embedding:
         return tuple(input_shape) + (self.output_dim,)
 
     def backward(self, grad_output, ids=None):
-        """Gradient of the table for the last call (or for `ids`).
+        """Gradient of the table for the last call in this thread (or for `ids`).
 
         Parameters
         ----------
         grad_output : array_like, shape ids.shape + (output_dim,)
         ids : array_like, optional
-            Defaults to the ids of the last call.
+            Defaults to the ids of the most recent call of the layer in the calling
+            thread.  Pass them when the layer was called on several inputs before this
+            backward pass (each call's gradient needs that call's ids).
 
         Returns
         -------
@@ -312,9 +405,12 @@ class Embedding:
             Sorted unique indices and, per index, the sum of its gradient rows.
         """
         if ids is None:
-            if self._last_ids is None:
-                raise ValueError("backward() needs the ids: call the layer first or pass ids=")
-            arr = self._last_ids
+            call = self._last_call()
+            if call is None:
+                raise ValueError(f"backward() needs the ids: call the layer first or pass "
+                                 f"ids= (the ids of the last call are kept per thread, and "
+                                 f"this thread has not called {self.name!r})")
+            arr = call[0]
         else:
             arr = as_ids(ids, allow_float=True)
             if arr.size:
@@ -326,16 +422,23 @@ class Embedding:
                            + "]") if arr.ndim else ""
                     raise IndexError(f"ids{pos} = {int(flat[i])} is out of range for a table "
                                      f"of {self.input_dim} rows")
-        grad = self._grad_array(grad_output, arr.shape + (self.output_dim,))
+        grad = self._grad_array(grad_output, arr.shape + (self.output_dim,),
+                                None if ids is not None else
+                                "pass ids= for the gradient of another call")
         uniq, vals = ops.coalesce(arr, grad)
         return SparseGradient(uniq, vals, self.embeddings.shape)
 
-    def _grad_array(self, grad_output, shape):
-        g = np.asarray(grad_output)
+    def _grad_array(self, grad_output, shape, last_call_hint=None):
+        g = as_array(grad_output, "grad_output")
         if g.dtype.kind not in "fiu":
             raise TypeError(f"grad_output must be floats, got dtype {g.dtype}")
         if g.shape != shape:
-            raise ValueError(f"grad_output must have shape {shape}, got {g.shape}")
+            # A gradient meant for an earlier call (the layer was called again since).
+            where = (f" (the output of this thread's last call of {self.name!r})"
+                     if last_call_hint else "")
+            fix = f"; {last_call_hint}" if last_call_hint else ""
+            raise ValueError(f"grad_output must have shape {shape}{where}, got "
+                             f"{g.shape}{fix}")
         return np.ascontiguousarray(g, dtype=self.embeddings.dtype)
 
     # -- config / persistence ------------------------------------------------------
@@ -364,6 +467,9 @@ class Embedding:
         (``batch_input_shape``, ``build_config``...) are dropped, a serialized dtype policy
         or initializer dict is reduced to its name.
         """
+        if not isinstance(config, dict):
+            raise TypeError(f"from_config takes the dict of get_config(), got "
+                            f"{type(config).__name__}")
         cfg = dict(config)
         for key in _KERAS_IGNORED_KEYS:
             cfg.pop(key, None)
@@ -409,21 +515,34 @@ class Embedding:
                     break
         if os.path.exists(new):
             shutil.rmtree(new)
-        os.makedirs(new)
-        table_path = os.path.join(new, _TABLE_FILE)
-        with open(table_path, "wb") as f:
-            np.save(f, np.ascontiguousarray(self.embeddings), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
         cfg = self.get_config()
         cfg["class_name"] = type(self).__name__
-        tmp_cfg = os.path.join(new, _CONFIG_FILE + ".tmp")
-        with open(tmp_cfg, "w", encoding="utf-8") as f:
-            json.dump(cfg, f, indent=2, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_cfg, os.path.join(new, _CONFIG_FILE))
-        _fsync_dir(new)
+        with contextlib.ExitStack() as held:
+            try:
+                os.makedirs(new)
+                table_path = os.path.join(new, _TABLE_FILE)
+                with open(table_path, "wb") as f:
+                    np.save(f, np.ascontiguousarray(self.embeddings), allow_pickle=False)
+                    f.flush()
+                    os.fsync(f.fileno())
+                tmp_cfg = os.path.join(new, _CONFIG_FILE + ".tmp")
+                with open(tmp_cfg, "w", encoding="utf-8") as f:
+                    json.dump(cfg, f, indent=2, sort_keys=True)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp_cfg, os.path.join(new, _CONFIG_FILE))
+                _fsync_dir(new)
+                # From here on Ctrl-C is held back until the swap, the remap of a table
+                # that maps the replaced file and the removal of the old copy are done.
+                held.enter_context(deferred())
+            except BaseException:
+                # Ctrl-C or a full disk while writing: the old copy is in place; do not
+                # leave a half-written new one behind.
+                shutil.rmtree(new, ignore_errors=True)
+                raise
+            self._swap_in(path, new, old, parent)
+
+    def _swap_in(self, path, new, old, parent):
         if os.path.isdir(path):
             if os.path.exists(old):
                 shutil.rmtree(old)
@@ -432,8 +551,8 @@ class Embedding:
         os.rename(new, path)
         _fsync_dir(parent)
         emb = self.embeddings
-        if isinstance(emb, np.memmap) and emb.filename and os.path.abspath(emb.filename) == \
-                os.path.abspath(os.path.join(path, _TABLE_FILE)):
+        if isinstance(emb, np.memmap) and emb.filename and \
+                os.path.abspath(emb.filename) == os.path.abspath(os.path.join(path, _TABLE_FILE)):
             # The table maps the file just replaced: map the new one, so that "r+" updates
             # keep going to the file at `path`.
             self.embeddings = np.load(os.path.join(path, _TABLE_FILE), mmap_mode=emb.mode,
@@ -465,6 +584,8 @@ class Embedding:
                 folder = cand
                 break
         if folder is None:
+            if not os.path.exists(path):
+                raise SavedLayerNotFoundError(path)
             raise ValueError(f"{path} holds no saved embedding layer (expected a folder with "
                              f"{_CONFIG_FILE} and {_TABLE_FILE})")
         cfg_path = os.path.join(folder, _CONFIG_FILE)
@@ -506,7 +627,7 @@ class Embedding:
     @classmethod
     def from_pretrained(cls, matrix, trainable=False, mask_zero=False, **kwargs):
         """A layer whose table is a copy of `matrix` (frozen by default)."""
-        m = np.asarray(matrix)
+        m = as_array(matrix, "matrix")
         if m.ndim != 2:
             raise ValueError(f"matrix must be 2-D (input_dim, output_dim), got shape {m.shape}")
         dtype = kwargs.pop("dtype", m.dtype if m.dtype in _FLOAT_DTYPES else np.float32)
@@ -525,7 +646,8 @@ class EmbeddingBag(Embedding):
     each row of a 2-D ``(B, L)`` array; ``bag(ids, offsets=offsets)`` pools the 1-D ids
     into bags starting at `offsets` (torch's ``EmbeddingBag``). ``per_sample_weights``
     (shape of ids) weights each row (sum and mean). With ``mask_zero`` the id 0 is left
-    out of every bag.
+    out of every bag.  :meth:`backward` is the gradient of the most recent call in the
+    calling thread (see :class:`Embedding`).
     """
 
     _kind = "embedding_bag"
@@ -535,7 +657,6 @@ class EmbeddingBag(Embedding):
             raise ValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
         self.mode = mode
         super().__init__(input_dim, output_dim, **kwargs)
-        self._last = None
 
     def __call__(self, ids, offsets=None, per_sample_weights=None):
         """Pool `ids` -> ``(B, output_dim)``; see the class docstring."""
@@ -549,20 +670,20 @@ class EmbeddingBag(Embedding):
                 offs = offs.copy()
         psw = None
         if per_sample_weights is not None:
-            psw = np.asarray(per_sample_weights)
+            psw = as_array(per_sample_weights, "per_sample_weights")
             if psw.dtype.kind not in "fiu":
                 raise TypeError(f"per_sample_weights must be floats, got dtype {psw.dtype}")
             psw = np.array(psw, dtype=self.embeddings.dtype, order="C", copy=True)
         out, argmax = _bagops.bag_forward(self.embeddings, arr, offs, self.mode, psw,
                                        self.mask_zero, self.mode == "max")
-        self._last = (arr, offs, psw, argmax)
-        self._last_ids = arr
+        self._record((arr, offs, psw, argmax))
         return out
 
     call = __call__
 
     def backward(self, grad_output, ids=None):
-        """Gradient of the table for the last call, as a coalesced SparseGradient.
+        """Gradient of the table for the last call in this thread, as a coalesced
+        SparseGradient.
 
         For ``max`` each output element's gradient goes to the row that supplied the
         maximum (the first one on ties). `ids` is accepted for symmetry with
@@ -572,11 +693,15 @@ class EmbeddingBag(Embedding):
         if ids is not None:
             raise ValueError("EmbeddingBag.backward computes the gradient of its last call; "
                              "pass ids=None")
-        if self._last is None:
-            raise ValueError("backward() needs a forward call first")
-        arr, offs, psw, argmax = self._last
+        call = self._last_call()
+        if call is None:
+            raise ValueError(f"backward() needs a forward call first (the last call is kept "
+                             f"per thread, and this thread has not called {self.name!r})")
+        arr, offs, psw, argmax = call
         nbags = arr.shape[0] if offs is None else offs.shape[0]
-        grad = self._grad_array(grad_output, (nbags, self.output_dim))
+        grad = self._grad_array(grad_output, (nbags, self.output_dim),
+                                "for the gradient of another call, call the layer on its "
+                                "inputs again first (or on all inputs at once and split)")
         uniq, vals = _bagops.bag_backward(grad, arr, offs, self.mode, psw, self.mask_zero, argmax,
                                        self.input_dim)
         return SparseGradient(uniq, vals, self.embeddings.shape)

@@ -12,27 +12,54 @@ semantics.  With ``lazy=False`` a sparse gradient is applied with the dense Kera
 semantics: every row's state decays at every step, in one native pass over the table.
 A dense gradient is always a dense update.
 
-Every pair of an ``apply_gradients`` call is validated before anything is written: on
-any error the variables and the optimizer state (step counts included) are unchanged.
-One optimizer may be used from several Python threads; each call holds a lock.
+Every call that changes state is all or nothing.  ``apply_gradients`` reads and
+validates every pair first (the user's objects are read once, before the optimizer's lock
+is taken, so a callback in them cannot deadlock or change the plan), then runs the native
+updates and the step bookkeeping together with Ctrl-C held back: on any error the
+variables and the optimizer state (step counts included) are unchanged, and a
+``KeyboardInterrupt`` arrives either before anything changed or after the whole step.
+``set_state`` likewise.  One optimizer may be used from several Python threads; each
+call holds a lock.
 """
 from __future__ import annotations
 
 import math
+import operator
 import threading
 
 import numpy as np
 
 from . import _core
+from ._ids import as_flag, as_ids, as_number, as_values
+from ._interrupts import deferred
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "get"]
 
 _SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADAM = 0, 1, 2, 3, 4
 
 
+_SPARSE_PARTS = ("indices", "values", "dense_shape")
+_MISSING = object()
+
+
 def _is_sparse(grad) -> bool:
-    return (hasattr(grad, "indices") and hasattr(grad, "values")
-            and hasattr(grad, "dense_shape") and not isinstance(grad, np.ndarray))
+    # On the class: no property of the caller's object runs here.
+    return not isinstance(grad, np.ndarray) and all(hasattr(type(grad), n)
+                                                    for n in _SPARSE_PARTS)
+
+
+def _sparse_parts(grad):
+    """(indices, values, dense_shape) of a sparse gradient, each attribute read once (a
+    property may have side effects), or None for anything else."""
+    if isinstance(grad, np.ndarray):
+        return None
+    parts = []
+    for name in _SPARSE_PARTS:
+        value = getattr(grad, name, _MISSING)
+        if value is _MISSING:
+            return None
+        parts.append(value)
+    return parts
 
 
 def _is_layer(var) -> bool:
@@ -43,6 +70,33 @@ def _var_name(var, i) -> str:
     if _is_layer(var):
         return f"variable {i} ({type(var).__name__} {getattr(var, 'name', '')!r})"
     return f"variable {i}"
+
+
+def _positive(value, name) -> float:
+    v = as_number(value, name)
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return v
+
+
+def _unit(value, name) -> float:
+    v = as_number(value, name)
+    if not 0.0 <= v < 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return v
+
+
+def _non_negative(value, name) -> float:
+    v = as_number(value, name)
+    if not (v >= 0.0 and math.isfinite(v)):
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return v
+
+
+def _pairs_hint(items) -> str:
+    if len(items) == 2 and (isinstance(items[0], np.ndarray) or _is_sparse(items[0])):
+        return "; a single pair goes in a list: apply_gradients([(grad, var)])"
+    return ""
 
 
 class _Slot:
@@ -69,34 +123,45 @@ class _Slot:
 class Optimizer:
     """Base class: slot bookkeeping, validation, state, config.
 
-    Subclasses set ``_slot_names`` and implement ``_kind`` and ``_slot_init``.
+    Subclasses set ``_slot_names`` and implement ``_kind``, ``_checked`` (the validated
+    hyperparameters) and ``_hyper``.
     """
 
     _slot_names: tuple = ()
 
     def __init__(self, learning_rate, name=None):
-        self.learning_rate = float(learning_rate)
-        if not self.learning_rate > 0 or not math.isfinite(self.learning_rate):
-            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        self.name = name or type(self).__name__.lower()
+        self.learning_rate = _positive(learning_rate, "learning_rate")
+        self.name = type(self).__name__.lower() if name is None else str(name)
         self._slots: list = []
         self._lock = threading.Lock()
 
     # -- subclass hooks -------------------------------------------------------------
-    def _kind(self) -> int:
+    def _kind(self, hp) -> int:
         raise NotImplementedError
 
-    def _slot_init(self, name) -> float:
+    def _checked(self) -> dict:
+        """The hyperparameters, validated and as floats/bools.
+
+        They are public attributes that may be reassigned between steps
+        (``opt.learning_rate = 1e-4``); each step validates them before it writes.
+        """
+        return {"learning_rate": _positive(self.learning_rate, "learning_rate")}
+
+    def _slot_init(self, name, hp) -> float:
         return 0.0
 
-    def _needs_slots(self) -> tuple:
+    def _needs_slots(self, hp=None) -> tuple:
         return self._slot_names
 
-    def _lazy(self) -> bool:
+    def _lazy(self, hp) -> bool:
         return True
 
-    def _step_size(self, step) -> float:
-        return 0.0
+    def _hyper(self, step, hp) -> tuple:
+        return (self._kind(hp), hp["learning_rate"], 0.0, 0.9, 0.999, 1e-7, 0.0)
+
+    def _adopt(self, hp) -> None:
+        for key, value in hp.items():
+            setattr(self, key, value)
 
     # -- state ------------------------------------------------------------------------
     @property
@@ -137,6 +202,9 @@ class Optimizer:
     @classmethod
     def from_config(cls, config):
         """Build an optimizer (no state) from :meth:`get_config`'s output."""
+        if not isinstance(config, dict):
+            raise TypeError(f"from_config takes the dict of get_config(), got "
+                            f"{type(config).__name__}")
         return cls(**config)
 
     def get_state(self) -> dict:
@@ -172,50 +240,70 @@ class Optimizer:
         ------
         ValueError
             When the state does not fit the variables (count, shapes, dtypes, slots).
+
+        All or nothing: the whole state is read and checked before any of it replaces
+        the optimizer's (Ctrl-C included).
         """
+        if not isinstance(state, dict):
+            raise ValueError(f"set_state takes the dict of get_state(), got "
+                             f"{type(state).__name__}")
         try:
-            self._set_state(state, variables)
+            new, hyper = self._read_state(state, variables)
         except (KeyError, AttributeError, TypeError) as exc:
             raise ValueError(f"the state does not fit this optimizer: "
                              f"{type(exc).__name__}: {exc}") from None
+        with self._lock, deferred():
+            self._slots = new
+            for key in hyper.get_config():
+                setattr(self, key, getattr(hyper, key))
 
-    def _set_state(self, state, variables) -> None:
+    def _read_state(self, state, variables):
+        # Everything the user gave is read here, before the lock: a callback inside it
+        # can neither deadlock nor see a half-restored optimizer.
         cfg = state["config"]
         arrays = state["arrays"]
         if cfg.get("class_name", type(self).__name__) != type(self).__name__:
             raise ValueError(f"state of a {cfg.get('class_name')} cannot be loaded into a "
                              f"{type(self).__name__}")
-        saved = cfg["variables"]
+        saved = list(cfg["variables"])
         # The saved hyperparameters, validated by the constructor (applied last).
         hyper = type(self)(**cfg["config"]) if "config" in cfg else self
-        with self._lock:
-            if variables is None:
+        if variables is None:
+            with self._lock:
                 variables = self.variables
-            variables = list(variables)
-            if len(variables) != len(saved):
-                raise ValueError(f"the state holds {len(saved)} variables, got "
-                                 f"{len(variables)}")
-            new = []
-            for i, (var, info) in enumerate(zip(variables, saved)):
-                table = self._array_of(var)
-                want = set(self._needs_slots())
-                if set(info["slots"]) != want:
-                    raise ValueError(f"variable {i}: saved slots {info['slots']}, this "
-                                     f"optimizer needs {sorted(want)}")
-                slot_arrays = {}
-                for name in info["slots"]:
-                    a = np.asarray(arrays[f"{i}/{name}"])
-                    if a.shape != table.shape:
-                        raise ValueError(f"variable {i}: slot {name!r} has shape {a.shape}, "
-                                         f"the variable {table.shape}")
-                    slot_arrays[name] = np.array(a, dtype=table.dtype, order="C", copy=True)
-                step = int(info["step"])
-                if step < 0:
-                    raise ValueError(f"variable {i}: negative step count {step}")
-                new.append(_Slot(var, slot_arrays, step))
-            self._slots = new
-            for key in hyper.get_config():
-                setattr(self, key, getattr(hyper, key))
+        variables = list(variables)
+        if len(variables) != len(saved):
+            raise ValueError(f"the state holds {len(saved)} variables, got "
+                             f"{len(variables)}")
+        # The slots the saved configuration needs; SGD may also carry a momentum slot
+        # from before momentum was switched off.
+        want = set(hyper._needs_slots(hyper._checked()))
+        known = set(hyper._slot_names)
+        new = []
+        for i, (var, info) in enumerate(zip(variables, saved)):
+            if not (_is_layer(var) or isinstance(var, np.ndarray)):
+                raise TypeError(f"{_var_name(var, i)} must be an Embedding, an EmbeddingBag "
+                                f"or a float numpy array, got {type(var).__name__}")
+            table = self._array_of(var)
+            names = [str(n) for n in info["slots"]]
+            if not want <= set(names) <= known:
+                raise ValueError(f"variable {i}: saved slots {names}, this "
+                                 f"optimizer needs {sorted(want)}")
+            slot_arrays = {}
+            for name in names:
+                a = np.asarray(arrays[f"{i}/{name}"])
+                if a.shape != table.shape:
+                    raise ValueError(f"variable {i}: slot {name!r} has shape {a.shape}, "
+                                     f"the variable {table.shape}")
+                if a.dtype.kind not in "fiu":
+                    raise TypeError(f"variable {i}: slot {name!r} must hold numbers, got "
+                                    f"dtype {a.dtype}")
+                slot_arrays[name] = np.array(a, dtype=table.dtype, order="C", copy=True)
+            step = operator.index(info["step"])
+            if step < 0:
+                raise ValueError(f"variable {i}: negative step count {step}")
+            new.append(_Slot(var, slot_arrays, step))
+        return new, hyper
 
     def __getstate__(self):
         d = dict(self.__dict__)
@@ -223,8 +311,9 @@ class Optimizer:
         return d
 
     def __setstate__(self, d):
+        d = dict(d)
+        d["_lock"] = threading.Lock()
         self.__dict__.update(d)
-        self._lock = threading.Lock()
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "name")
@@ -244,67 +333,140 @@ class Optimizer:
             ``var``: an ``Embedding`` / ``EmbeddingBag`` (``grad``: a ``SparseGradient``
             or a dense ``(V, D)`` array) or a float ndarray updated in place (``grad``: a
             dense array of its shape and dtype).  A non-trainable layer is skipped; an
-            empty ``SparseGradient`` changes nothing (no step is counted).
+            empty ``SparseGradient`` changes nothing (no step is counted).  A variable
+            given twice is updated twice (two steps).
 
         Raises
         ------
         IndexError
             A gradient index outside ``[0, V)`` (naming its position).
         TypeError
-            A gradient of another dtype than its variable, or an unknown variable type.
+            A gradient of another dtype than its variable, an unknown variable type, an
+            item that is not a ``(grad, var)`` pair, a hyperparameter that is not a number.
         ValueError
             Shapes that do not match (``dense_shape`` included), a read-only or
-            non-contiguous variable (e.g. a table memory-mapped with mode ``'r'``).
+            non-contiguous variable (e.g. a table memory-mapped with mode ``'r'``), a
+            hyperparameter out of range.
 
-        Every pair is checked before any is applied: after an error neither the
-        variables nor the optimizer state have changed.
+        All or nothing: every pair is checked before any is applied, so after an error
+        neither the variables nor the optimizer state have changed; the updates and the
+        step counts are then written with Ctrl-C held back, so a ``KeyboardInterrupt``
+        leaves the state before or after the whole call, never in between.
         """
-        pairs = list(grads_and_vars)
+        pairs = self._snapshot(grads_and_vars)
         with self._lock:
-            plan = [p for p in (self._prepare(i, pair) for i, pair in enumerate(pairs))
-                    if p is not None]
-            # New slots are allocated before the first write too, so that not even a
-            # MemoryError can leave some variables updated and others not.
-            fresh = {}
-            for var, table, _, _ in plan:
-                if self._find(var) is None and id(var) not in fresh:
-                    fresh[id(var)] = {name: np.full(table.shape, self._slot_init(name),
-                                                    dtype=table.dtype)
-                                      for name in self._needs_slots()}
-            for item in plan:
-                self._apply(*item, fresh)
+            hp = self._checked()
+            names = self._needs_slots(hp)
+            plan = []
+            for i, var, table, grad in pairs:
+                if grad[0] == "sparse":
+                    rows = self._wrap(i, var, _core.optim_prepare, table, grad[1], grad[2])
+                    if rows.size == 0:
+                        continue
+                    plan.append((i, var, table, rows, None))
+                else:
+                    plan.append((i, var, table, None,
+                                 self._wrap(i, var, _core.optim_check_dense, table, grad[1])))
+            # Steps, hyperparameters and slot arrays of every update are settled (and new
+            # slots allocated) before the first write, so that nothing but the native
+            # passes themselves runs between the first write and the last.
+            entries = {}
+            commits = []
+            for i, var, table, rows, dense in plan:
+                entry = entries.get(id(var))
+                if entry is None:
+                    entry = entries[id(var)] = self._entry(i, var, table, names, hp)
+                entry[2] += 1
+                arrays = entry[1]
+                commits.append((table, rows, dense, arrays.get(names[0]) if names else None,
+                                arrays.get(names[1]) if len(names) > 1 else None,
+                                self._hyper(entry[2], hp)))
+            all_rows = not self._lazy(hp)
+            with deferred():
+                for table, rows, dense, s0, s1, h in commits:
+                    if rows is not None:
+                        _core.optim_sparse(rows, table, s0, s1, *h, all_rows)
+                    else:
+                        _core.optim_dense(table, dense, s0, s1, *h)
+                for slot, arrays, step, var in entries.values():
+                    if slot is None:
+                        self._slots.append(_Slot(var, arrays, step))
+                    else:
+                        slot.arrays, slot.step = arrays, step
 
-    def _prepare(self, i, pair):
+    def _entry(self, i, var, table, names, hp):
+        """[slot or None, slot arrays, step, var] of a variable about to be updated."""
+        s = self._find(var)
+        arrays = dict(s.arrays) if s is not None else {}
+        for name in names:
+            a = arrays.get(name)
+            if a is None:
+                # First update, or a slot this configuration needs that the state lacks
+                # (momentum switched on later): it starts from its initial value.
+                arrays[name] = np.full(table.shape, self._slot_init(name, hp), dtype=table.dtype)
+            elif a.shape != table.shape or a.dtype != table.dtype:
+                raise ValueError(f"{_var_name(var, i)}: the variable's shape or dtype changed "
+                                 f"({table.shape} {table.dtype}) since its optimizer state "
+                                 f"was made ({a.shape} {a.dtype})")
+        return [s, arrays, s.step if s is not None else 0, var]
+
+    def _snapshot(self, grads_and_vars):
+        """Read every object the caller gave, once: [(i, var, table, grad)] where grad is
+        ("sparse", indices, values) or ("dense", array) of plain numpy arrays.
+
+        This runs without the lock: conversions may call back into Python (``__index__``,
+        ``__array__``, a generator), which may even use this optimizer.
+        """
+        if isinstance(grads_and_vars, (str, bytes, np.ndarray)) or _is_sparse(grads_and_vars):
+            raise TypeError(f"apply_gradients takes a list of (grad, var) pairs, got "
+                            f"{type(grads_and_vars).__name__}")
         try:
+            items = list(grads_and_vars)
+        except TypeError:
+            raise TypeError(f"apply_gradients takes a list of (grad, var) pairs, got "
+                            f"{type(grads_and_vars).__name__}") from None
+        out = []
+        for i, pair in enumerate(items):
+            pair = tuple(pair) if isinstance(pair, (tuple, list)) else None
+            if pair is None or len(pair) != 2:
+                what = type(items[i]).__name__ if pair is None else f"of length {len(pair)}"
+                raise TypeError(f"apply_gradients takes (grad, var) pairs; item {i} is "
+                                f"{what}{_pairs_hint(items)}")
             grad, var = pair
-        except (TypeError, ValueError):
-            raise TypeError(f"apply_gradients takes (grad, var) pairs; item {i} is "
-                            f"{type(pair).__name__}") from None
-        if _is_layer(var):
-            if not getattr(var, "trainable", True):
-                return None
-            table = var.embeddings
-        elif isinstance(var, np.ndarray):
-            table = var
-        else:
-            raise TypeError(f"{_var_name(var, i)} must be an Embedding, an EmbeddingBag or a "
-                            f"float numpy array, got {type(var).__name__}")
-        if grad is None:
-            return None
-        if _is_sparse(grad):
-            if not _is_layer(var) and table.ndim != 2:
-                raise ValueError(f"{_var_name(var, i)}: a SparseGradient needs a 2-D variable, "
-                                 f"got shape {table.shape}")
-            shape = tuple(int(s) for s in grad.dense_shape)
-            if shape != tuple(table.shape):
-                raise ValueError(f"{_var_name(var, i)}: the gradient's dense_shape {shape} does "
-                                 f"not match the variable's shape {tuple(table.shape)}")
-            rows = self._wrap(i, var, _core.optim_prepare, table, grad.indices, grad.values)
-            if rows.size == 0:
-                return None
-            return (var, table, rows, None)
-        g = self._wrap(i, var, _core.optim_check_dense, table, grad)
-        return (var, table, None, g)
+            table = var if isinstance(var, np.ndarray) else getattr(var, "embeddings", _MISSING)
+            if table is _MISSING:
+                raise TypeError(f"{_var_name(var, i)} must be an Embedding, an EmbeddingBag "
+                                f"or a float numpy array, got {type(var).__name__}")
+            if table is not var and not getattr(var, "trainable", True):
+                continue
+            if grad is None:
+                continue
+            floats = isinstance(table, np.ndarray) and table.dtype.kind == "f"
+            sparse = _sparse_parts(grad)
+            if sparse is not None:
+                indices, values, dense_shape = sparse
+                try:
+                    shape = tuple(operator.index(n) for n in dense_shape)
+                except TypeError:
+                    raise TypeError(f"{_var_name(var, i)}: the gradient's dense_shape must be "
+                                    f"integers, got {dense_shape!r}") from None
+                if table is var and table.ndim != 2:
+                    raise ValueError(f"{_var_name(var, i)}: a SparseGradient needs a 2-D "
+                                     f"variable, got shape {table.shape}")
+                if shape != tuple(table.shape):
+                    raise ValueError(f"{_var_name(var, i)}: the gradient's dense_shape {shape} "
+                                     f"does not match the variable's shape "
+                                     f"{tuple(table.shape)}")
+                if floats:
+                    indices = self._wrap(i, var, as_ids, indices, False, "indices")
+                    if not isinstance(values, np.ndarray):
+                        values = self._wrap(i, var, as_values, values, table.dtype, "values")
+                out.append((i, var, table, ("sparse", indices, values)))
+            else:
+                if floats and not isinstance(grad, np.ndarray):
+                    grad = self._wrap(i, var, as_values, grad, table.dtype, "gradient")
+                out.append((i, var, table, ("dense", grad)))
+        return out
 
     @staticmethod
     def _wrap(i, var, fn, *args):
@@ -312,26 +474,6 @@ class Optimizer:
             return fn(*args)
         except (IndexError, TypeError, ValueError) as exc:
             raise type(exc)(f"{_var_name(var, i)}: {exc}") from None
-
-    def _apply(self, var, table, rows, dense, fresh):
-        s = self._find(var)
-        arrays = s.arrays if s is not None else fresh[id(var)]
-        step = (s.step if s is not None else 0) + 1
-        names = self._needs_slots()
-        s0 = arrays[names[0]] if len(names) > 0 else None
-        s1 = arrays[names[1]] if len(names) > 1 else None
-        h = self._hyper(step)
-        if rows is not None:
-            _core.optim_sparse(rows, table, s0, s1, *h, not self._lazy())
-        else:
-            _core.optim_dense(table, dense, s0, s1, *h)
-        if s is None:
-            self._slots.append(_Slot(var, arrays, step))
-        else:
-            s.step = step
-
-    def _hyper(self, step):
-        return (self._kind(), self.learning_rate, 0.0, 0.9, 0.999, 1e-7, 0.0)
 
 
 class SGD(Optimizer):
@@ -352,27 +494,32 @@ class SGD(Optimizer):
         step, as Keras does.  Without momentum both are the same.
     """
 
+    _slot_names = ("momentum",)
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, lazy=True, name=None):
         super().__init__(learning_rate, name)
-        self.momentum = float(momentum)
-        if not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.nesterov = bool(nesterov)
-        self.lazy = bool(lazy)
+        self.momentum, self.nesterov, self.lazy = momentum, nesterov, lazy
+        self._adopt(self._checked())
 
-    def _kind(self):
-        if self.momentum == 0.0:
+    def _checked(self):
+        return {**super()._checked(), "momentum": _unit(self.momentum, "momentum"),
+                "nesterov": as_flag(self.nesterov, "nesterov"),
+                "lazy": as_flag(self.lazy, "lazy")}
+
+    def _kind(self, hp):
+        if hp["momentum"] == 0.0:
             return _SGD
-        return _NESTEROV if self.nesterov else _MOMENTUM
+        return _NESTEROV if hp["nesterov"] else _MOMENTUM
 
-    def _needs_slots(self):
-        return () if self.momentum == 0.0 else ("momentum",)
+    def _needs_slots(self, hp=None):
+        hp = self._checked() if hp is None else hp
+        return () if hp["momentum"] == 0.0 else ("momentum",)
 
-    def _lazy(self):
-        return self.lazy or self.momentum == 0.0
+    def _lazy(self, hp):
+        return hp["lazy"] or hp["momentum"] == 0.0
 
-    def _hyper(self, step):
-        return (self._kind(), self.learning_rate, self.momentum, 0.9, 0.999, 1e-7, 0.0)
+    def _hyper(self, step, hp):
+        return (self._kind(hp), hp["learning_rate"], hp["momentum"], 0.9, 0.999, 1e-7, 0.0)
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
@@ -399,22 +546,23 @@ class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  name=None):
         super().__init__(learning_rate, name)
-        self.initial_accumulator_value = float(initial_accumulator_value)
-        if not self.initial_accumulator_value >= 0.0:
-            raise ValueError(f"initial_accumulator_value must be >= 0, got "
-                             f"{initial_accumulator_value!r}")
-        self.epsilon = float(epsilon)
-        if not self.epsilon >= 0.0:
-            raise ValueError(f"epsilon must be >= 0, got {epsilon!r}")
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+        self._adopt(self._checked())
 
-    def _kind(self):
+    def _checked(self):
+        return {**super()._checked(),
+                "initial_accumulator_value": _non_negative(self.initial_accumulator_value,
+                                                           "initial_accumulator_value"),
+                "epsilon": _non_negative(self.epsilon, "epsilon")}
+
+    def _kind(self, hp):
         return _ADAGRAD
 
-    def _slot_init(self, name):
-        return self.initial_accumulator_value
+    def _slot_init(self, name, hp):
+        return hp["initial_accumulator_value"]
 
-    def _hyper(self, step):
-        return (_ADAGRAD, self.learning_rate, 0.0, 0.9, 0.999, self.epsilon, 0.0)
+    def _hyper(self, step, hp):
+        return (_ADAGRAD, hp["learning_rate"], 0.0, 0.9, 0.999, hp["epsilon"], 0.0)
 
     def get_config(self):
         return {**super().get_config(),
@@ -446,27 +594,25 @@ class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, lazy=True,
                  name=None):
         super().__init__(learning_rate, name)
-        self.beta_1 = float(beta_1)
-        self.beta_2 = float(beta_2)
-        for n, b in (("beta_1", self.beta_1), ("beta_2", self.beta_2)):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"{n} must be in [0, 1), got {b!r}")
-        self.epsilon = float(epsilon)
-        if not self.epsilon >= 0.0:
-            raise ValueError(f"epsilon must be >= 0, got {epsilon!r}")
-        self.lazy = bool(lazy)
+        self.beta_1, self.beta_2, self.epsilon, self.lazy = beta_1, beta_2, epsilon, lazy
+        self._adopt(self._checked())
 
-    def _kind(self):
+    def _checked(self):
+        return {**super()._checked(), "beta_1": _unit(self.beta_1, "beta_1"),
+                "beta_2": _unit(self.beta_2, "beta_2"),
+                "epsilon": _non_negative(self.epsilon, "epsilon"),
+                "lazy": as_flag(self.lazy, "lazy")}
+
+    def _kind(self, hp):
         return _ADAM
 
-    def _lazy(self):
-        return self.lazy
+    def _lazy(self, hp):
+        return hp["lazy"]
 
-    def _hyper(self, step):
-        step_size = (self.learning_rate * math.sqrt(1.0 - self.beta_2 ** step)
-                     / (1.0 - self.beta_1 ** step))
-        return (_ADAM, self.learning_rate, 0.0, self.beta_1, self.beta_2, self.epsilon,
-                step_size)
+    def _hyper(self, step, hp):
+        b1, b2 = hp["beta_1"], hp["beta_2"]
+        step_size = hp["learning_rate"] * math.sqrt(1.0 - b2 ** step) / (1.0 - b1 ** step)
+        return (_ADAM, hp["learning_rate"], 0.0, b1, b2, hp["epsilon"], step_size)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
