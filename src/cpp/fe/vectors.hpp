@@ -1142,7 +1142,9 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
     if (size >= 0 && need > 0) {
       const int64_t rec = f == Format::Word2VecBinary ? 4 : 2;
       const int64_t body = std::max<int64_t>(0, size - buf.offset_of(buf.begin()));
-      const bool fits = dim <= body && need <= (body + 1) / (rec * dim + 1);
+      int64_t rec_bytes = 0;
+      const bool fits = dim <= body && mul_size(rec, dim, rec_bytes) &&
+                        need <= (body + 1) / (rec_bytes + 1);
       if (!fits) {
         out.error.expected = count;
         out.error.found = dim;
