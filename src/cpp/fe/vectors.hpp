@@ -31,7 +31,9 @@
 //     T is float or double.  Works through the file in blocks (src.block bytes, default
 //     kMaxBlock, plus one line); each block is split at line ends into chunks that are
 //     parsed on all threads (fe::parallel_for), each chunk writing its rows in place
-//     (a first pass counts its lines); then, in file order, it appends:
+//     (a first pass counts its lines, and gives a row slot only to those long enough
+//     to hold a row, 2*D+1 bytes: values never outgrow the bytes read); then, in file
+//     order, it appends:
 //       out.words / out.word_end   the words' UTF-8 bytes, word r is
 //                                  words[word_end[r-1] .. word_end[r])
 //       out.values                 rows x dim values, row-major
