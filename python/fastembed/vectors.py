@@ -8,7 +8,6 @@ embeddings" example, ready for ``Embedding.from_pretrained``.
 from __future__ import annotations
 
 import logging
-import mmap
 import os
 import stat
 from collections.abc import Mapping
@@ -127,16 +126,30 @@ def load_vectors(path, format="auto", dtype="float32", limit=None):
     ------
     ValueError
         A malformed file (ragged rows, a bad or non-finite number, a header that does
-        not match the file, a truncated binary file, invalid UTF-8), naming the file
-        and the line (text) or byte offset (binary).
+        not match the file, a truncated binary file, invalid UTF-8), a file that shrank
+        while it was read, or input beyond the bounds below, naming the file and the
+        line (text) or byte offset (binary).
     OSError
         The file cannot be read.
+    KeyboardInterrupt
+        Ctrl-C (SIGINT in the main thread) stops the load within about 0.1 s, also
+        while a pipe has no data; nothing is returned or kept.
 
     Notes
     -----
     Text lines may end in CRLF and carry trailing spaces; blank lines and a UTF-8
     byte order mark are skipped. A line with more than ``dim + 1`` fields (glove.840B
     words containing spaces) takes its last ``dim`` fields as the vector.
+
+    Input that cannot be a vectors file is refused early instead of being buffered
+    without end (``/dev/zero``, a binary blob, a header whose dimension is a lie): a
+    line longer than 64 MiB, a dimension above 1,048,576 (2**20), or, in a word2vec
+    binary file, a word of more than 1 MiB raise ``ValueError``. Memory grows with the
+    bytes actually read, never with the counts a header claims.
+
+    Pipes, FIFOs and devices are read in blocks to their end. A regular file is read up
+    to the size it had when it was opened: bytes appended during the load are not read,
+    and a file that shrinks during the load raises ``ValueError``.
     """
     if format not in _FORMATS:
         raise ValueError(f"format must be one of {', '.join(map(repr, _FORMATS))}, "
@@ -154,27 +167,17 @@ def load_vectors(path, format="auto", dtype="float32", limit=None):
     name = os.fsdecode(fspath)
     with open(fspath, "rb", buffering=0) as f:
         st = os.fstat(f.fileno())
-        mm = None
-        if stat.S_ISREG(st.st_mode) and st.st_size > 0:
-            # Parsed in place from a read-only mapping: no copy of the file, and with
-            # `limit` only the pages that are parsed are read.  (As with np.memmap, a
-            # file truncated by another process during the parse would fault.)
-            flags = mmap.MAP_SHARED
-            if lim < 0 and hasattr(mmap, "MAP_POPULATE"):
-                flags |= mmap.MAP_POPULATE
+        # Read with read(2), never through a mapping: a file that another process
+        # truncates meanwhile must give an error, not SIGBUS.  A regular file is read up
+        # to its size now (bytes appended later are ignored; an earlier end is an error);
+        # pipes, devices and /proc-like files (size 0) are read to their end.
+        size = st.st_size if stat.S_ISREG(st.st_mode) and st.st_size > 0 else -1
+        if size > 0 and hasattr(os, "posix_fadvise"):
             try:
-                mm = mmap.mmap(f.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
-            except (OSError, ValueError):  # a file system without mmap
-                mm = None
-        if mm is None:
-            # Pipes, devices, /proc-like files (size 0): read in blocks from the fd.
-            size = st.st_size if stat.S_ISREG(st.st_mode) and st.st_size > 0 else -1
-            res = _core.load_vectors(f.fileno(), name, format, dt, lim, size)
-        else:
-            with mm:
-                if hasattr(mm, "madvise") and hasattr(mmap, "MADV_SEQUENTIAL"):
-                    mm.madvise(mmap.MADV_SEQUENTIAL)
-                res = _core.load_vectors(mm, name, format, dt, lim, st.st_size)
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            except OSError:
+                pass
+        res = _core.load_vectors(f.fileno(), name, format, dt, lim, size)
     words, index, vectors, dim, dups, fmt, _count = res
     if dups:
         _log.warning("%s: %d duplicate words ignored (the first vector of each is kept)",

@@ -1,14 +1,18 @@
 """Fuzz target: fastembed.load_vectors on every format.
 
 Bytes decode to a format, a dtype, a limit and a file: either the raw remaining bytes,
-or a file assembled from tricky pieces (headers that lie, ragged rows, "nan", "1e999",
-"1.0abc", CRLF, a BOM, U+00A0 inside words, truncated binary records, invalid UTF-8).
-The file is then loaded with the chosen format and also with format="auto".
+or a file assembled from tricky pieces (headers that lie, dimensions of 2**59 and around
+the 2**20 bound, ragged rows, "nan", "1e999", "1.0abc", CRLF, a BOM, U+00A0 inside
+words, truncated binary records, invalid UTF-8).  The file is then loaded with the
+chosen format and also with format="auto", from a regular file and, when the input
+asks for it, also through a pipe (no size known: a lying header meets only the reader's
+own bounds).
 
 The only exception allowed is ValueError (a malformed file; UnicodeDecodeError is a
 ValueError too).  A successful load must give a consistent WordVectors: one row per
 unique word, the index matching the word order, the requested dtype and dimension,
-finite values, at most `limit` rows.  Anything else is a finding.
+finite values, at most `limit` rows.  The file and the pipe must agree: both fail, or
+both give the same words and vectors.  Anything else is a finding.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import os
 import struct
 import sys
 import tempfile
+import threading
 
 import numpy as np
 
@@ -59,7 +64,8 @@ def _text_file(r: ByteReader) -> bytes:
     nlines = r.int_in(0, 6)
     if r.boolean():  # a header, truthful or not
         count = r.pick([nlines, nlines + 1, max(0, nlines - 1), 0, -1, 10**12, 2**63])
-        hdim = r.pick([dim, dim + 1, 0, -3, 10**9])
+        hdim = r.pick([dim, dim + 1, 0, -3, 10**9, 2**59, 999999999999999999, 2**20,
+                       2**20 + 1])
         out += str(count).encode() + b" " + str(hdim).encode() + r.pick(EOLS)
     for _ in range(nlines):
         out += r.pick(WORDS)
@@ -74,7 +80,7 @@ def _binary_file(r: ByteReader) -> bytes:
     dim = r.int_in(0, 4)
     count = r.int_in(0, 5)
     hcount = r.pick([count, count + 1, max(0, count - 1), 10**12])
-    hdim = r.pick([dim, dim, dim + 1, 0, 2**40])
+    hdim = r.pick([dim, dim, dim + 1, 0, 2**40, 2**59, 2**20 + 1])
     out = bytearray(f"{hcount} {hdim}\n".encode())
     for _ in range(count):
         if r.u8() % 4 == 0:
@@ -112,6 +118,44 @@ def check_result(wv, dtype, limit):
         assert w in wv and np.array_equal(wv[w], wv.vectors[i])
 
 
+def _load_from_pipe(content: bytes, **kw):
+    """load_vectors through a pipe (/proc/self/fd/N: a path whose size is unknown)."""
+    rfd, wfd = os.pipe()
+    writer = None
+    try:
+        if len(content) <= 60000:  # fits the pipe buffer: no writer thread needed
+            os.write(wfd, content)
+            os.close(wfd)
+            wfd = -1
+        else:
+            def write(fd=wfd):
+                try:
+                    view = memoryview(content)
+                    while view:
+                        view = view[os.write(fd, view):]
+                except BrokenPipeError:
+                    pass
+                finally:
+                    os.close(fd)
+            writer = threading.Thread(target=write)
+            writer.start()
+            wfd = -1
+        return fe.load_vectors(f"/proc/self/fd/{rfd}", **kw)
+    finally:
+        os.close(rfd)
+        if wfd >= 0:
+            os.close(wfd)
+        if writer is not None:
+            writer.join()
+
+
+def _outcome(fn):
+    try:
+        return fn()
+    except ValueError:
+        return None
+
+
 def TestOneInput(data: bytes) -> None:
     load()
     r = ByteReader(data)
@@ -119,15 +163,23 @@ def TestOneInput(data: bytes) -> None:
     dtype = r.pick(["float32", "float64"])
     limit = r.pick([None, None, None, 0, 1, 2])
     content = make_file(r)
+    # Decided after the file so that older corpus inputs keep their meaning (raw-bytes
+    # inputs, which end with the file, always go through the pipe too).
+    via_pipe = r.u8() % 4 == 0 and os.path.isdir("/proc/self/fd")
     path = _path()
     with open(path, "wb") as f:
         f.write(content)
     for form in dict.fromkeys([fmt, "auto"]):
-        try:
-            wv = fe.load_vectors(path, format=form, dtype=dtype, limit=limit)
-        except ValueError:
-            continue
-        check_result(wv, dtype, limit)
+        kw = dict(format=form, dtype=dtype, limit=limit)
+        wv = _outcome(lambda: fe.load_vectors(path, **kw))
+        if wv is not None:
+            check_result(wv, dtype, limit)
+        if via_pipe:
+            pv = _outcome(lambda: _load_from_pipe(content, **kw))
+            assert (wv is None) == (pv is None), ("file and pipe disagree", form, wv, pv)
+            if pv is not None:
+                check_result(pv, dtype, limit)
+                assert pv.words == wv.words and pv.vectors.tobytes() == wv.vectors.tobytes()
 
 
 def main():

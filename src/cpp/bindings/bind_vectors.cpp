@@ -2,8 +2,6 @@
 // builder.  The file is read and parsed with the GIL released; the words list, the
 // word -> row dict (which also drops duplicate words, keeping the first) and the
 // vectors array are built afterwards.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -109,6 +107,34 @@ std::string show_token(const std::string& t) {
                                std::to_string(e.found) + " remain") +
             " (" + std::to_string(dim) + " float32 values per vector)";
       break;
+    case ErrKind::Shrunk:
+      msg = where + ": the file shrank while it was read: it held " + std::to_string(e.expected) +
+            " bytes when it was opened, but ended after " + std::to_string(e.found) +
+            " (was it truncated or rewritten by another process?)";
+      break;
+    case ErrKind::LineTooLong:
+      msg = where + ": a line longer than " + std::to_string(e.expected) + " bytes (64 MiB), "
+            "the longest this reader takes: this is not a text vectors file (binary data, "
+            "or a file without line ends?)";
+      break;
+    case ErrKind::WordTooLong:
+      msg = where + ": no space ends the word within " + std::to_string(e.expected) +
+            " bytes (1 MiB), the longest word this reader takes: this is not a word2vec "
+            "binary file";
+      break;
+    case ErrKind::DimTooBig:
+      msg = where + (fmt == Format::Glove
+                         ? ": the first line holds " + std::to_string(e.found) + " values"
+                         : ": the header announces vectors of " + std::to_string(e.found) +
+                               " dims") +
+            ", more than the " + std::to_string(fe::vec::kMaxDim) + " this reader accepts";
+      break;
+    case ErrKind::TooBig:
+      msg = where + ": the vectors announced by the file do not fit in 64-bit sizes";
+      break;
+    case ErrKind::Interrupted:
+      PyErr_SetNone(PyExc_KeyboardInterrupt);
+      throw py::error_already_set();
     case ErrKind::TooFew:
       msg = where + ": the header announces " + std::to_string(e.expected) +
             " vectors, but the file holds only " + std::to_string(e.found);
@@ -121,6 +147,7 @@ std::string show_token(const std::string& t) {
 
 template <class T>
 py::tuple finish(fe::vec::VectorsResult<T>& r) {
+  // Millions of words take a while to decode: Ctrl-C is checked along the way.
   const int64_t n = r.rows, D = r.dim;
   // Words and index; the dict keeps the first row of a duplicated word.
   py::list words(0);
@@ -131,6 +158,7 @@ py::tuple finish(fe::vec::VectorsResult<T>& r) {
   int64_t kept = 0;
   const char* wb = r.words.data();
   for (int64_t i = 0; i < n; ++i) {
+    if ((i & 0xFFFF) == 0xFFFF && PyErr_CheckSignals() != 0) throw py::error_already_set();
     const int64_t b = i ? r.word_end[i - 1] : 0;
     PyObject* w = PyUnicode_DecodeUTF8(wb + b, static_cast<Py_ssize_t>(r.word_end[i] - b),
                                        "strict");
@@ -149,7 +177,8 @@ py::tuple finish(fe::vec::VectorsResult<T>& r) {
   std::string().swap(r.words);
   std::vector<int64_t>().swap(r.word_end);
   if (kept < n) {
-    // Drop the duplicates' rows in place, keeping the order.
+    // Drop the duplicates' rows in place, keeping the order (offsets below n * D, the
+    // size of the parsed buffer).
     py::gil_scoped_release nogil;
     T* v = r.values.data();
     int64_t o = 0;
@@ -172,10 +201,29 @@ py::tuple finish(fe::vec::VectorsResult<T>& r) {
                         r.header_count);
 }
 
-// load_vectors(source, name, format, dtype, limit) -> (words, index, vectors, dim,
-// n_duplicates, format, header_count).  `source` is an int file descriptor (read from
-// its current position in blocks; size_hint: its size, or -1) or a contiguous
-// bytes-like object (bytes, a read-only mmap) holding the whole file, parsed in place.
+template <class T>
+py::tuple run_load(const fe::vec::VecSource& src, const std::string& name, Format fmt,
+                   int64_t limit, SignalPoll& sig) {
+  fe::vec::VectorsResult<T> r;
+  bool ok;
+  {
+    py::gil_scoped_release nogil;
+    ok = fe::vec::load_vectors<T>(src, fmt, limit, r);
+  }
+  if (!ok) {
+    if (r.error.kind == ErrKind::Interrupted) sig.raise_if_set();
+    raise_parse_error(name, r.error, r.format == Format::Auto ? fmt : r.format, r.dim);
+  }
+  return finish(r);
+}
+
+// load_vectors(source, name, format, dtype, limit, size_hint, block_size) -> (words,
+// index, vectors, dim, n_duplicates, format, header_count).  `source` is an int file
+// descriptor, read from its current position up to size_hint bytes (its size when it
+// was opened; -1: to the end, for pipes and devices), or a contiguous bytes-like object
+// holding the whole file, parsed in place (memory the caller owns and keeps unchanged:
+// not a mapping of a file that may shrink).  Ctrl-C raises KeyboardInterrupt within
+// ~0.1 s, also while a pipe has no data.
 py::tuple load_vectors(py::handle source, const std::string& name, const std::string& format,
                        const std::string& dtype, int64_t limit, int64_t size_hint,
                        int64_t block_size) {
@@ -185,17 +233,10 @@ py::tuple load_vectors(py::handle source, const std::string& name, const std::st
   fe::vec::VecSource src;
   py::buffer_info info;
   if (py::isinstance<py::int_>(source)) {
-    const int fd = source.cast<int>();
-    src.read = [fd](char* dst, int64_t n) -> int64_t {
-      for (;;) {
-        const ssize_t r = ::read(fd, dst, static_cast<size_t>(std::min<int64_t>(n, 1 << 30)));
-        if (r < 0 && errno == EINTR) continue;
-        return static_cast<int64_t>(r);
-      }
-    };
-    src.size = size_hint;
+    src.fd = source.cast<int>();
+    if (src.fd < 0) throw py::value_error("load_vectors: bad file descriptor");
+    src.size = size_hint < 0 ? -1 : size_hint;
   } else {
-    // A bytes-like object or a read-only mmap of the file: parsed in place.
     info = py::reinterpret_borrow<py::buffer>(source).request();
     if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize))
       throw py::value_error("load_vectors: the source buffer must be contiguous");
@@ -203,24 +244,10 @@ py::tuple load_vectors(py::handle source, const std::string& name, const std::st
     src.size = static_cast<int64_t>(info.size * info.itemsize);
   }
   if (block_size > 0) src.block = block_size;
-  if (dtype == "float32") {
-    fe::vec::VectorsResult<float> r;
-    bool ok;
-    {
-      py::gil_scoped_release nogil;
-      ok = fe::vec::load_vectors<float>(src, fmt, limit, r);
-    }
-    if (!ok) raise_parse_error(name, r.error, r.format == Format::Auto ? fmt : r.format, r.dim);
-    return finish(r);
-  }
-  fe::vec::VectorsResult<double> r;
-  bool ok;
-  {
-    py::gil_scoped_release nogil;
-    ok = fe::vec::load_vectors<double>(src, fmt, limit, r);
-  }
-  if (!ok) raise_parse_error(name, r.error, r.format == Format::Auto ? fmt : r.format, r.dim);
-  return finish(r);
+  SignalPoll sig;
+  src.intr = sig.hook();
+  if (dtype == "float32") return run_load<float>(src, name, fmt, limit, sig);
+  return run_load<double>(src, name, fmt, limit, sig);
 }
 
 // embedding_matrix(word_index, index, vectors, rows, cutoff, out) -> (found, missing)
@@ -276,6 +303,8 @@ py::tuple embedding_matrix(py::dict word_index, py::dict index, py::handle vecto
     }
   }
   if (fill && !pairs.empty()) {
+    // i < rows and j < nvec index rows of existing arrays of D * isz bytes each, so
+    // these offsets are inside allocations and cannot overflow.
     py::gil_scoped_release nogil;
     const int64_t isz = vec.itemsize();
     for (const auto& p : pairs)

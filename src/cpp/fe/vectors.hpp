@@ -2,18 +2,38 @@
 //
 // Contract (pure C++17, no Python):
 //
-//   VecSource src{read, size, data, block}
-//     Either data != nullptr: the whole file is data[0, size) (a mapping or a buffer,
-//     parsed in place and never read past data + size), or read(dst, n) -> bytes read
-//     (0 at end of file, -1 on an I/O error with errno set) and size = the file's size
-//     or -1 when unknown.  The size only rejects lying headers early and sizes buffers:
-//     nothing is ever allocated from a header count.  block: bytes per parse step.
+//   VecSource src{fd, size, data, block, intr}
+//     Either data != nullptr: the whole file is data[0, size) (a buffer the caller
+//     owns and keeps unchanged, parsed in place and never read past data + size), or
+//     fd: a descriptor read from its current position with read(2), at most kReadStep
+//     bytes per call, each read preceded by poll(2) with a kPollMs timeout so that a
+//     stalled pipe never blocks the caller for longer than that between two polls of
+//     `intr`.  size = the file's size when the caller opened it, or -1 when unknown
+//     (pipes, devices): with a size, reading stops there (bytes appended later are not
+//     read) and an end of file before it means the file shrank (ErrKind::Shrunk).  No
+//     mapping is ever read, so a file truncated meanwhile cannot fault.  The size also
+//     rejects lying headers early; nothing is allocated from a count or dimension
+//     read from the file: buffers grow with the bytes actually read.  block: bytes
+//     per parse step.
+//
+//   Bounds (input that cannot be a vectors file is refused early, never buffered
+//   without end): a line longer than kMaxLine bytes (LineTooLong), a binary word
+//   longer than kMaxWord bytes (WordTooLong), a dimension above kMaxDim (DimTooBig).
+//   Every size computed from file contents is checked before it is multiplied or
+//   allocated (TooBig when a product cannot fit in 64 bits).
+//
+//   Interrupts: `intr` is polled from the calling thread between reads, while a pipe
+//   has no data, and between parse chunks (~512 KiB of text or one block of binary
+//   records); once it fires the call returns false with ErrKind::Interrupted and
+//   whatever it read is dropped (`out` is the caller's to discard).
 //
 //   load_vectors<T>(src, format, limit, out) -> bool
 //     T is float or double.  Works through the file in blocks (src.block bytes, default
 //     kMaxBlock, plus one line); each block is split at line ends into chunks that are
 //     parsed on all threads (fe::parallel_for), each chunk writing its rows in place
-//     (a first pass counts its lines); then, in file order, it appends:
+//     (a first pass counts its lines, and gives a row slot only to those long enough
+//     to hold a row, 2*D+1 bytes: values never outgrow the bytes read); then, in file
+//     order, it appends:
 //       out.words / out.word_end   the words' UTF-8 bytes, word r is
 //                                  words[word_end[r-1] .. word_end[r])
 //       out.values                 rows x dim values, row-major
@@ -46,7 +66,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <functional>
 #include <limits>
 #include <new>
 #include <string>
@@ -54,11 +73,14 @@
 #include <type_traits>
 #include <vector>
 
+#include <poll.h>
+#include <unistd.h>
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
 
 #include "fe/common.hpp"
+#include "fe/interrupt.hpp"
 #include "fe/parallel.hpp"
 
 namespace fe {
@@ -80,6 +102,12 @@ enum class ErrKind {
   Truncated,      // binary: the file ends inside a record
   TooFew,         // header announced `expected` vectors, the file holds `found`
   Empty,          // the file holds no line at all
+  Interrupted,    // intr.poll() asked the call to stop
+  Shrunk,         // end of file before the size given at open (expected=size, found=read)
+  LineTooLong,    // a line of more than kMaxLine bytes (expected=kMaxLine, found=bytes)
+  WordTooLong,    // binary: no space within kMaxWord bytes (expected=kMaxWord)
+  DimTooBig,      // a dimension above kMaxDim (found=dim)
+  TooBig,         // a size computed from the file does not fit in 64 bits
 };
 
 struct ParseError {
@@ -94,16 +122,36 @@ struct ParseError {
 
 constexpr int64_t kMaxBlock = int64_t(64) << 20;
 constexpr int64_t kFirstBlock = int64_t(1) << 20;
+// Bounds on what a vectors file can hold.  The longest real lines are a few hundred KB
+// (4096 dims of ~12 characters); 2^20 dims of 60-character numbers still fit a line.
+constexpr int64_t kMaxLine = int64_t(64) << 20;
+constexpr int64_t kMaxWord = int64_t(1) << 20;
+constexpr int64_t kMaxDim = int64_t(1) << 20;
+// One read(2) at most: a blocking read of a slow device returns within this much data,
+// so the interrupt is polled often.
+constexpr int64_t kReadStep = int64_t(8) << 20;
+// poll(2) timeout on the fd: the longest a stalled pipe keeps the interrupt unpolled.
+constexpr int kPollMs = 50;
 
 struct VecSource {
-  std::function<int64_t(char*, int64_t)> read;
+  int fd = -1;
   int64_t size = -1;
-  // Memory mode: when set, the whole file is data[0, size) (e.g. a read-only mapping)
-  // and is parsed in place, without copies; `read` is not used.
+  // Memory mode: when set, the whole file is data[0, size), parsed in place without
+  // copies; `fd` is not used.  The caller keeps the memory alive and unchanged: a
+  // mapping of a file that another process may truncate does not qualify (SIGBUS).
   const char* data = nullptr;
   // Bytes parsed per step (tests shrink it to cross block boundaries often).
   int64_t block = kMaxBlock;
+  Interrupt intr;
 };
+
+// a * b and a + b for sizes (both >= 0): false when the result would not fit in int64.
+FE_INLINE bool mul_size(int64_t a, int64_t b, int64_t& r) noexcept {
+  return !__builtin_mul_overflow(a, b, &r);
+}
+FE_INLINE bool add_size(int64_t a, int64_t b, int64_t& r) noexcept {
+  return !__builtin_add_overflow(a, b, &r);
+}
 
 // Leaves new elements uninitialised: every value slot is written by the parser before
 // it is kept, so zero-filling hundreds of megabytes first would be wasted bandwidth.
@@ -511,7 +559,8 @@ class BlockBuffer {
   void consume_to(const char* p) { pos_ = p - data(); }
 
   // Keeps the unconsumed bytes and reads until at least `want` bytes are available or
-  // the file ends.  Returns false on an I/O error (errno kept in io_errno()).
+  // the file ends.  Returns false on an I/O error, an interrupt or a file that shrank
+  // (error() says which).
   bool fill(int64_t want) {
     if (eof_ || avail() >= want) return true;
     if (mem_) {  // a window on the whole file
@@ -525,30 +574,59 @@ class BlockBuffer {
       end_ -= pos_;
       pos_ = 0;
     }
-    if (static_cast<int64_t>(buf_.size()) < want) {
-      // No bigger than the file needs (when its size is known).
-      int64_t cap = want;
-      if (src_.size >= 0 && src_.size - base_ + 1 > end_)
-        cap = std::min(want, src_.size - base_ + 1);
-      buf_.resize(static_cast<size_t>(cap));
-      want = cap;
-    }
+    // No more than the file holds when its size is known.
+    if (src_.size >= 0) want = std::min(want, std::max<int64_t>(src_.size - base_, end_));
+    if (static_cast<int64_t>(buf_.size()) < want) buf_.resize(static_cast<size_t>(want));
     while (end_ < want) {
-      const int64_t r = src_.read(buf_.data() + end_, want - end_);
+      if (src_.size >= 0 && base_ + end_ >= src_.size) break;
+      if (src_.intr.poll()) return set_error(ErrKind::Interrupted);
+      int64_t n = std::min(want - end_, kReadStep);
+      if (src_.size >= 0) n = std::min(n, src_.size - (base_ + end_));
+      const int64_t r = read_some(buf_.data() + end_, n);
+      if (r == kNoData) continue;
       if (r < 0) {
         errno_ = errno;
-        return false;
+        return set_error(ErrKind::Io);
       }
-      if (r == 0) { eof_ = true; break; }
+      if (r == 0) {
+        if (src_.size >= 0) return set_error(ErrKind::Shrunk);
+        eof_ = true;
+        break;
+      }
       end_ += r;
     }
+    if (src_.size >= 0 && base_ + end_ >= src_.size) eof_ = true;
     return true;
   }
+  bool set_error(ErrKind k) {
+    err_ = k;
+    return false;
+  }
+  void clear_error() { err_ = ErrKind::None; }
+  ErrKind error() const { return err_; }
   int io_errno() const { return errno_; }
+  int64_t bytes_read() const { return base_ + end_; }
+  int64_t size() const { return src_.size; }
+  bool poll() const { return src_.intr.poll(); }
+  const Interrupt& intr() const { return src_.intr; }
   int64_t block() const { return std::max<int64_t>(16, src_.block); }
   int64_t first_block() const { return std::min(kFirstBlock, block()); }
 
  private:
+  static constexpr int64_t kNoData = -2;
+
+  // One read(2) of at most n bytes after poll(2) says there is something to read (data
+  // or end of file); kNoData when nothing came within kPollMs or a signal arrived.
+  int64_t read_some(char* dst, int64_t n) {
+    pollfd p{src_.fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, kPollMs);
+    if (ready == 0) return kNoData;
+    if (ready < 0) return errno == EINTR ? kNoData : -1;
+    const ssize_t r = ::read(src_.fd, dst, static_cast<size_t>(n));
+    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return kNoData;
+    return static_cast<int64_t>(r);
+  }
+
   const char* data() const { return mem_ ? mem_ : buf_.data(); }
 
   const VecSource& src_;
@@ -556,19 +634,29 @@ class BlockBuffer {
   ValueVec<char> buf_;
   int64_t pos_ = 0, end_ = 0, base_ = 0;
   bool eof_ = false;
+  ErrKind err_ = ErrKind::None;
   int errno_ = 0;
 };
 
 // Makes sure a whole line starting at buf.begin() is in the buffer; returns its end
-// (the '\n' or buf.end() at end of file), or nullptr on an I/O error.
+// (the '\n' or buf.end() at end of file), or nullptr when reading failed or the line
+// is longer than kMaxLine (buf.error() says which).
 inline const char* ensure_line(BlockBuffer& buf) {
-  int64_t want = std::max<int64_t>(buf.first_block(), buf.avail());
   for (;;) {
     const void* nl = std::memchr(buf.begin(), '\n', static_cast<size_t>(buf.avail()));
-    if (nl) return static_cast<const char*>(nl);
-    if (buf.eof()) return buf.end();
-    want = buf.avail() * 2 + buf.first_block();
-    if (!buf.fill(want)) return nullptr;
+    const char* le = nl ? static_cast<const char*>(nl) : buf.eof() ? buf.end() : nullptr;
+    if (le) {
+      if (le - buf.begin() > kMaxLine) {
+        buf.set_error(ErrKind::LineTooLong);
+        return nullptr;
+      }
+      return le;
+    }
+    if (buf.avail() > kMaxLine) {
+      buf.set_error(ErrKind::LineTooLong);
+      return nullptr;
+    }
+    if (!buf.fill(std::min(buf.avail() * 2 + buf.first_block(), kMaxLine + 1))) return nullptr;
   }
 }
 
@@ -579,12 +667,20 @@ inline const char* rtrim(const char* b, const char* e) {
 
 // ---------------------------------------------------------------- text body
 
+// A text row needs at least 2*D+1 bytes (a word, then D separators and D digits), so a
+// line shorter than that is never a row: it gets no slot in the values buffer, whose
+// size is then bounded by the bytes read, whatever dimension a header claims.
+FE_INLINE bool holds_row(const char* s, const char* le, int64_t D) noexcept {
+  return le - s >= 2 * D + 1;  // D <= kMaxDim: no overflow
+}
+
 template <class T>
 struct TextChunk {
   const char* b = nullptr;
   const char* e = nullptr;
   int64_t lines = 0;      // physical lines in the chunk
-  int64_t row0 = 0;       // first row slot in the block (sum of previous chunks' lines)
+  int64_t slots = 0;      // lines long enough to hold a row (holds_row)
+  int64_t row0 = 0;       // first row slot in the block (sum of previous chunks' slots)
   int64_t rows = 0;       // rows parsed
   std::string words;
   std::vector<int64_t> ends;
@@ -596,6 +692,7 @@ struct TextChunk {
 template <class T>
 void parse_text_chunk(TextChunk<T>& c, int64_t D, T* values) {
   std::vector<const char*> scratch;
+  std::vector<T> short_row;  // the values of a line too short to be a row (an error)
   const char* s = c.b;
   int64_t line = 0;
   T* row = values + c.row0 * D;
@@ -603,9 +700,18 @@ void parse_text_chunk(TextChunk<T>& c, int64_t D, T* values) {
     const char* nl = static_cast<const char*>(std::memchr(s, '\n', static_cast<size_t>(c.e - s)));
     const char* le = nl ? nl : c.e;
     const char* te = rtrim(s, le);
+    if (le - s > kMaxLine) {
+      c.err = ErrKind::LineTooLong;
+      c.info.found = le - s;
+      c.err_line = line;
+      return;
+    }
     if (te > s) {
+      const bool slot = holds_row(s, le, D);
+      if (!slot && short_row.empty()) short_row.resize(static_cast<size_t>(D));
       LineOut lo;
-      ErrKind k = parse_line<T>(s, te, D, row, lo, c.info, scratch);
+      ErrKind k = parse_line<T>(s, te, D, slot ? row : short_row.data(), lo, c.info, scratch);
+      if (k == ErrKind::None && !slot) k = ErrKind::Ragged;  // unreachable, see holds_row
       if (k == ErrKind::None) {
         const int64_t bad = utf8_invalid_at(reinterpret_cast<const unsigned char*>(lo.word_b),
                                             lo.word_e - lo.word_b);
@@ -637,18 +743,40 @@ bool fail(VectorsResult<T>& out, ErrKind k, int64_t line, int64_t offset) {
   return false;
 }
 
+// The buffer's error (I/O, interrupt, a file that shrank, a line without end).
+template <class T>
+bool buf_fail(VectorsResult<T>& out, const BlockBuffer& buf, int64_t line, int64_t offset) {
+  out.error.io_errno = buf.io_errno();
+  if (buf.error() == ErrKind::Shrunk) {
+    out.error.expected = buf.size();
+    out.error.found = buf.bytes_read();
+  } else if (buf.error() == ErrKind::LineTooLong) {
+    out.error.expected = kMaxLine;
+    out.error.found = buf.avail();
+  }
+  return fail(out, buf.error() == ErrKind::None ? ErrKind::Io : buf.error(), line, offset);
+}
+
 // Calls fn(c) for every c in [0, n) on all threads, each thread taking the next chunk
 // when it is done: on a shared machine a descheduled thread does not hold the others
 // up.  fn must write only to chunk c's own outputs, so the result does not depend on
-// which thread ran which chunk.
+// which thread ran which chunk.  The calling thread (part 0 of parallel_for) polls
+// `intr` before each chunk it takes; once it fires no thread starts another chunk and
+// the call returns false.
 template <class F>
-void for_each_chunk(int64_t n, const F& fn) {
+bool for_each_chunk(int64_t n, const Interrupt& intr, const F& fn) {
   std::atomic<int64_t> next{0};
+  std::atomic<bool> stop{false};
   const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(n, get_num_threads()));
-  parallel_for(workers, 1, [&](int64_t wb, int64_t we, int) {
+  parallel_for(workers, 1, [&](int64_t wb, int64_t we, int part) {
     for (int64_t w = wb; w < we; ++w)
-      for (int64_t c = next.fetch_add(1); c < n; c = next.fetch_add(1)) fn(c);
+      for (int64_t c = next.fetch_add(1); c < n; c = next.fetch_add(1)) {
+        if (part == 0 && intr.poll()) stop.store(true, std::memory_order_relaxed);
+        if (stop.load(std::memory_order_relaxed)) return;
+        fn(c);
+      }
   });
+  return !stop.load();
 }
 
 // Splits [b, e) (whole lines) into about `parts` chunks at line boundaries.
@@ -684,6 +812,21 @@ inline int64_t estimate_rows(int64_t left_bytes, int64_t line_bytes, int64_t min
   return std::min(est, need);
 }
 
+// Room for `rows` more rows of D values.  Only a hint: a size that would not fit, or
+// memory the system refuses (a sparse file of a terabyte claims many rows), leaves the
+// vector to grow with the rows actually parsed.
+template <class T>
+void reserve_rows(ValueVec<T>& v, int64_t rows, int64_t D) {
+  int64_t n = 0;
+  if (!mul_size(rows, D, n) || !add_size(n, static_cast<int64_t>(v.size()), n)) return;
+  try {
+    v.reserve(static_cast<size_t>(n));
+  } catch (const std::bad_alloc&) {
+  } catch (const std::length_error&) {
+  }
+}
+
+// D in [1, kMaxDim].
 template <class T>
 bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_line,
                      int64_t file_size, VectorsResult<T>& out) {
@@ -699,14 +842,11 @@ bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_li
     if (need != std::numeric_limits<int64_t>::max()) {
       const int64_t per = avg_row_bytes > 0 ? avg_row_bytes : 16 * D + 32;
       const int64_t left = need - out.rows;
-      if (left < block / per)
+      if (left < block / per)  // then left * per < block: no overflow below
         want = std::min(block, std::max<int64_t>(left * per + left * per / 8 + 4096,
                                                  int64_t(64) << 10));
     }
-    if (!buf.fill(std::max(want, buf.avail()))) {
-      out.error.io_errno = buf.io_errno();
-      return fail(out, ErrKind::Io, line_no, -1);
-    }
+    if (!buf.fill(std::max(want, buf.avail()))) return buf_fail(out, buf, line_no, -1);
     if (buf.avail() == 0) break;
     const char* b = buf.begin();
     const char* e = buf.end();
@@ -716,10 +856,7 @@ bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_li
       while (p > b && p[-1] != '\n') --p;
       if (p == b) {
         const char* le = ensure_line(buf);
-        if (!le) {
-          out.error.io_errno = buf.io_errno();
-          return fail(out, ErrKind::Io, line_no, -1);
-        }
+        if (!le) return buf_fail(out, buf, line_no, -1);
         b = buf.begin();
         e = le < buf.end() ? le + 1 : le;
       } else {
@@ -731,36 +868,43 @@ bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_li
       first_block = false;
       const void* nl = std::memchr(b, '\n', static_cast<size_t>(nbytes));
       const int64_t line_bytes = nl ? static_cast<const char*>(nl) - b + 1 : nbytes;
-      const int64_t est =
-          estimate_rows(file_size - buf.offset_of(b), line_bytes, 2 * D + 1, need);
-      out.values.reserve(static_cast<size_t>((out.rows + est) * D));
+      reserve_rows(out.values,
+                   estimate_rows(file_size - buf.offset_of(b), line_bytes, 2 * D + 1, need), D);
     }
     // ~512 KiB chunks: enough of them for the threads to balance.
     const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(1024, nbytes >> 19));
     split_chunks<T>(b, e, parts, cs);
-    // Pass 1: count lines, so every chunk can write its rows in place.
+    // Pass 1: count lines and row slots, so every chunk can write its rows in place.
     const int64_t nc = static_cast<int64_t>(cs.size());
-    for_each_chunk(nc, [&](int64_t c) {
-      int64_t lines = 0;
-      const char* s = cs[c].b;
-      while (s < cs[c].e) {
-        const void* nl = std::memchr(s, '\n', static_cast<size_t>(cs[c].e - s));
-        ++lines;
-        if (!nl) break;
-        s = static_cast<const char*>(nl) + 1;
-      }
-      cs[c].lines = lines;
-    });
+    if (!for_each_chunk(nc, buf.intr(), [&](int64_t c) {
+          int64_t lines = 0, slots = 0;
+          const char* s = cs[c].b;
+          while (s < cs[c].e) {
+            const void* nl = std::memchr(s, '\n', static_cast<size_t>(cs[c].e - s));
+            const char* le = nl ? static_cast<const char*>(nl) : cs[c].e;
+            ++lines;
+            slots += holds_row(s, le, D);
+            s = le + 1;
+          }
+          cs[c].lines = lines;
+          cs[c].slots = slots;
+        }))
+      return fail(out, ErrKind::Interrupted, line_no, -1);
     int64_t slots = 0;
     for (auto& c : cs) {
       c.row0 = slots;
-      slots += c.lines;
+      slots += c.slots;
     }
+    // slots * D <= nbytes / 2: bounded by the bytes read, checked all the same.
+    int64_t nvals = 0;
     const size_t old = out.values.size();
-    out.values.resize(old + static_cast<size_t>(slots * D));
+    if (!mul_size(slots, D, nvals) || !add_size(nvals, static_cast<int64_t>(old), nvals))
+      return fail(out, ErrKind::TooBig, line_no, -1);
+    out.values.resize(static_cast<size_t>(nvals));
     T* vals = out.values.data() + old;
     // Pass 2: parse.
-    for_each_chunk(nc, [&](int64_t c) { parse_text_chunk<T>(cs[c], D, vals); });
+    if (!for_each_chunk(nc, buf.intr(), [&](int64_t c) { parse_text_chunk<T>(cs[c], D, vals); }))
+      return fail(out, ErrKind::Interrupted, line_no, -1);
     // Concatenate in order; the first error among the rows we keep wins.
     int64_t kept = 0;
     bool done = false;
@@ -768,6 +912,7 @@ bool parse_text_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t first_li
       const int64_t left = need - out.rows;
       if (c.err != ErrKind::None && c.rows < left) {
         out.error = c.info;
+        if (c.err == ErrKind::LineTooLong) out.error.expected = kMaxLine;
         return fail(out, c.err, line_no + c.err_line, out.error.offset);
       }
       const int64_t take = std::min(c.rows, left);
@@ -800,19 +945,21 @@ struct BinRecord {
   int64_t word_b, word_e, vals;  // offsets in the current buffer
 };
 
+// D in [1, kMaxDim]: a record is at most kMaxWord + 1 + 4 * kMaxDim bytes.
 template <class T>
 bool parse_binary_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t file_size,
                        VectorsResult<T>& out) {
   const int64_t vbytes = 4 * D;
   std::vector<BinRecord> recs;
   if (file_size >= 0)
-    out.values.reserve(static_cast<size_t>(
-        estimate_rows(file_size - buf.offset_of(buf.begin()), vbytes + 2, vbytes + 1, need) * D));
+    reserve_rows(out.values,
+                 estimate_rows(file_size - buf.offset_of(buf.begin()), vbytes + 2, vbytes + 1,
+                               need),
+                 D);
   while (out.rows < need) {
-    if (!buf.fill(std::max(buf.block(), buf.avail()))) {
-      out.error.io_errno = buf.io_errno();
-      return fail(out, ErrKind::Io, -1, buf.offset_of(buf.begin()));
-    }
+    if (buf.poll()) return fail(out, ErrKind::Interrupted, -1, buf.offset_of(buf.begin()));
+    if (!buf.fill(std::max(buf.block(), buf.avail())))
+      return buf_fail(out, buf, -1, buf.offset_of(buf.begin()));
     const char* base = buf.begin();
     const char* e = buf.end();
     const char* s = base;
@@ -821,7 +968,13 @@ bool parse_binary_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t file_s
     while (out.rows + static_cast<int64_t>(recs.size()) < need) {
       while (s < e && *s == '\n') ++s;
       if (s >= e) break;
-      const char* sp = static_cast<const char*>(std::memchr(s, ' ', static_cast<size_t>(e - s)));
+      const int64_t look = std::min<int64_t>(e - s, kMaxWord + 1);
+      const char* sp = static_cast<const char*>(std::memchr(s, ' ', static_cast<size_t>(look)));
+      if (!sp && look > kMaxWord) {
+        out.error.expected = kMaxWord;
+        set_token(out.error, s, s + look);
+        return fail(out, ErrKind::WordTooLong, -1, buf.offset_of(s));
+      }
       if (!sp || e - (sp + 1) < vbytes) {
         if (!buf.eof()) break;  // the record continues in the next block
         if (sp == nullptr) out.error.token.assign(s, static_cast<size_t>(std::min<int64_t>(e - s, 48)));
@@ -837,16 +990,18 @@ bool parse_binary_body(BlockBuffer& buf, int64_t D, int64_t need, int64_t file_s
     if (n == 0) {
       if (buf.eof()) break;
       // Newlines before the record are done with; the record is larger than the buffer:
-      // grow it.
+      // grow it (bounded: the scan above refuses a word beyond kMaxWord).
       buf.consume_to(s);
-      if (!buf.fill(buf.avail() * 2 + vbytes + buf.first_block())) {
-        out.error.io_errno = buf.io_errno();
-        return fail(out, ErrKind::Io, -1, buf.offset_of(buf.begin()));
-      }
+      if (!buf.fill(buf.avail() * 2 + vbytes + buf.first_block()))
+        return buf_fail(out, buf, -1, buf.offset_of(buf.begin()));
       continue;
     }
+    // n records of 4*D bytes each lie in the buffer: n * D is bounded by its size.
+    int64_t nvals = 0;
     const size_t old = out.values.size();
-    out.values.resize(old + static_cast<size_t>(n * D));
+    if (!mul_size(n, D, nvals) || !add_size(nvals, static_cast<int64_t>(old), nvals))
+      return fail(out, ErrKind::TooBig, -1, buf.offset_of(base));
+    out.values.resize(static_cast<size_t>(nvals));
     T* vals = out.values.data() + old;
     // One slot per possible part (the pool never uses more than 256 threads).
     std::vector<int64_t> bad(257, -1);
@@ -908,10 +1063,7 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
   BlockBuffer buf(src);
   const int64_t want_first =
       std::min(buf.first_block(), limit >= 0 ? int64_t(64) << 10 : kFirstBlock);
-  if (!buf.fill(want_first)) {
-    out.error.io_errno = buf.io_errno();
-    return fail(out, ErrKind::Io, 1, 0);
-  }
+  if (!buf.fill(want_first)) return buf_fail(out, buf, 1, 0);
   // A UTF-8 byte order mark is not part of the first word.
   if (buf.avail() >= 3 && std::memcmp(buf.begin(), "\xEF\xBB\xBF", 3) == 0)
     buf.consume_to(buf.begin() + 3);
@@ -920,10 +1072,7 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
   const char* le = nullptr;
   for (;;) {
     le = ensure_line(buf);
-    if (!le) {
-      out.error.io_errno = buf.io_errno();
-      return fail(out, ErrKind::Io, line_no, -1);
-    }
+    if (!le) return buf_fail(out, buf, line_no, -1);
     if (buf.avail() == 0) return fail(out, ErrKind::Empty, line_no, -1);
     if (rtrim(buf.begin(), le) > buf.begin() || le == buf.end()) break;
     buf.consume_to(le + 1);
@@ -962,25 +1111,30 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
         const char* l2;
         for (;;) {
           l2 = ensure_line(buf);
-          if (!l2) {
-            out.error.io_errno = buf.io_errno();
-            return fail(out, ErrKind::Io, line_no, -1);
-          }
+          if (!l2) break;
           if (rtrim(buf.begin(), l2) > buf.begin() || l2 == buf.end()) break;
           buf.consume_to(l2 + 1);
           ++line_no;
         }
-        const char* s = buf.begin();
-        const char* t = rtrim(s, l2);
-        std::vector<const char*> fl;
-        const int64_t n = split_fields(s, t, fl);
-        // A ragged first row is still text (and reported as ragged).
-        bool text = n >= 2 && std::memchr(s, '\0', static_cast<size_t>(t - s)) == nullptr;
-        for (int64_t k = std::max<int64_t>(1, n - dim); text && k < n; ++k) {
-          double v;
-          text = parse_number(fl[2 * k], fl[2 * k + 1], v) != NumStatus::Bad;
+        if (!l2 && buf.error() != ErrKind::LineTooLong) return buf_fail(out, buf, line_no, -1);
+        if (!l2) {
+          // No line end within kMaxLine bytes: not a text line, but binary records need
+          // none (gensim writes no newlines); the binary reader has its own bounds.
+          buf.clear_error();
+          f = Format::Word2VecBinary;
+        } else {
+          const char* s = buf.begin();
+          const char* t = rtrim(s, l2);
+          std::vector<const char*> fl;
+          const int64_t n = split_fields(s, t, fl);
+          // A ragged first row is still text (and reported as ragged).
+          bool text = n >= 2 && std::memchr(s, '\0', static_cast<size_t>(t - s)) == nullptr;
+          for (int64_t k = std::max<int64_t>(1, n - dim); text && k < n; ++k) {
+            double v;
+            text = parse_number(fl[2 * k], fl[2 * k + 1], v) != NumStatus::Bad;
+          }
+          if (!text) f = Format::Word2VecBinary;
         }
-        if (!text) f = Format::Word2VecBinary;
       }
     }
     out.format = f;
@@ -990,13 +1144,19 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
     if (size >= 0 && need > 0) {
       const int64_t rec = f == Format::Word2VecBinary ? 4 : 2;
       const int64_t body = std::max<int64_t>(0, size - buf.offset_of(buf.begin()));
-      const bool fits = dim <= body && need <= (body + 1) / (rec * dim + 1);
+      int64_t rec_bytes = 0;
+      const bool fits = dim <= body && mul_size(rec, dim, rec_bytes) &&
+                        need <= (body + 1) / (rec_bytes + 1);
       if (!fits) {
         out.error.expected = count;
         out.error.found = dim;
         out.error.offset = body;
         return fail(out, ErrKind::HeaderTooBig, header_line, body);
       }
+    }
+    if (dim > kMaxDim) {
+      out.error.found = dim;
+      return fail(out, ErrKind::DimTooBig, header_line, -1);
     }
     bool ok = f == Format::Word2VecBinary
                   ? parse_binary_body<T>(buf, dim, need, size, out)
@@ -1018,6 +1178,10 @@ bool load_vectors(const VecSource& src, Format fmt, int64_t limit, VectorsResult
     return fail(out, ErrKind::NoValues, line_no, -1);
   }
   out.dim = n - 1;
+  if (out.dim > kMaxDim) {
+    out.error.found = out.dim;
+    return fail(out, ErrKind::DimTooBig, line_no, -1);
+  }
   return parse_text_body<T>(buf, out.dim, need, line_no, size, out);
 }
 
