@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections import OrderedDict, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from operator import itemgetter, methodcaller
 
 import numpy as np
@@ -581,6 +581,15 @@ def tokenizer_from_json(json_string):
         if not isinstance(v, str):
             raise ValueError(f"tokenizer JSON: index_word[{k}] must be a string, got {v!r}")
     _check_scalars(config)
+    for w in word_docs:
+        if w not in word_counts:
+            # Keras counts a word in word_docs only in the fit that counts it in
+            # word_counts; the next fit_on_texts needs the word's index for index_docs.
+            raise ValueError(f"tokenizer JSON: word_docs names {w!r}, which word_counts "
+                             f"does not have")
+    if len(set(word_index.values())) != len(word_index):
+        dup = next(i for i, n in Counter(word_index.values()).items() if n > 1)
+        raise ValueError(f"tokenizer JSON: word_index gives id {dup} to more than one word")
     if index_word != {v: k for k, v in word_index.items()}:
         # Keras derives index_word from word_index; a document where they disagree would
         # send lookups to ids that do not exist.

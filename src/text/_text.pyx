@@ -71,6 +71,9 @@ cdef extern from *:
 # an array of strings gives), whose lower() is str.lower.  Other str subclasses may
 # override lower/translate/split, so they take Keras' per-item path.
 cdef object _NP_STR = _np.str_
+cdef frozenset _NP_INTS = frozenset([_np.int8, _np.int16, _np.int32, _np.int64, _np.uint8,
+                                     _np.uint16, _np.uint32, _np.uint64, _np.intc,
+                                     _np.uintc, _np.longlong, _np.ulonglong])
 
 
 cdef inline bint _plain_str(object o) noexcept:
@@ -934,9 +937,9 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
             order = order2
             is_list = PyList_CheckExact(<PyObject*>seq)
             nk = 0
-            # pass 1: validate and count per raw id.  isinstance() (a __class__
-            # property) and int() (an np.integer subclass' __int__) may run user code
-            # that shrinks or clears a list: own each item, re-read the size.
+            # pass 1: validate and count per raw id.  No user code runs here, but
+            # own each item and re-read the size all the same: a list must never be
+            # read through a stale length or a borrowed item.
             for k in range(L):
                 _poll(&work, 4)
                 if is_list:
@@ -949,12 +952,11 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
                 item = <PyObject*>obj
                 if PyLong_CheckExact(item):
                     j = PyLong_AsLongLongAndOverflow(item, &ovf)
-                elif isinstance(obj, _np.integer):
-                    # numpy integer scalars hash and compare like ints in Keras' loop
+                elif type(obj) in _NP_INTS:
+                    # numpy integer scalars hash and compare like ints in Keras' loop;
+                    # exact types only, whose int() runs no user code (a subclass may
+                    # define __int__, __hash__ or __eq__: Keras' loop decides).
                     as_int = int(obj)
-                    if not PyLong_CheckExact(<PyObject*>as_int):
-                        ok = False
-                        break
                     j = PyLong_AsLongLongAndOverflow(<PyObject*>as_int, &ovf)
                 else:
                     ok = False
