@@ -263,8 +263,9 @@ class Tokenizer:
         Notes
         -----
         Counts accumulate over calls and ``word_index`` is re-ranked after every
-        call.  All or nothing: if an item fails (e.g. a non-string) or the call is
-        interrupted (Ctrl-C), nothing is updated.
+        call.  All or nothing: if an item fails (e.g. a non-string) or Ctrl-C
+        interrupts the call, nothing is updated; a Ctrl-C that comes while the results
+        are being written is held until they are complete, then raised.
         """
         n, words, counts, docs = _text.fit_texts(texts, bool(self.lower),
                                                  self._splitter(), self._tokenize)
@@ -307,8 +308,7 @@ class Tokenizer:
 
         Notes
         -----
-        All or nothing: if an item fails or the call is interrupted, nothing is
-        updated.
+        All or nothing, as ``fit_on_texts``.
         """
         n = len(sequences)
         local = _text.count_sequences(sequences)

@@ -673,13 +673,17 @@ def merged_items(d, dict updates):
     """``(keys, values)`` lists of ``d`` with ``updates`` applied (new keys last, in
     their order), without copying ``d`` into a new dict."""
     cdef list keys = [], values = []
-    cdef Py_ssize_t work = 0
+    cdef Py_ssize_t work = 0, hits = 0
     for k, v in d.items():
         u = updates.get(k, _MISSING)
         keys.append(k)
-        values.append(v if u is _MISSING else u)
+        if u is _MISSING:
+            values.append(v)
+        else:
+            values.append(u)
+            hits += 1
         _poll(&work, 4)
-    if len(keys) + len(updates) > len(d):
+    if hits < len(updates):  # some keys are new
         for k, v in updates.items():
             if k not in d:
                 keys.append(k)
