@@ -89,6 +89,7 @@ cdef inline bint _plain_str(object o) noexcept:
 cdef enum:
     _POLL_EVERY = 1 << 20
     _ITEM = 16
+    _TOKENS_MASK = (1 << 16) - 1   # token loops inside one document: every 65536
 
 
 cdef inline int _poll(Py_ssize_t* work, Py_ssize_t cost) except -1:
@@ -595,14 +596,15 @@ def fit_texts(texts, bint lower, Splitter sep, tokenize):
                 # and the spans stay valid.
                 s = _doc_view(text, lower, &sc, &kind, &data, &n)
                 _scan_data(kind, data, n, sep, &sp)
-                _poll(&work, n)
                 for i in range(sp.n):
+                    if (i & _TOKENS_MASK) == _TOKENS_MASK:
+                        PyErr_CheckSignals()   # a huge document
                     e = t.span(kind, data, sp.start[i], sp.length[i], sp.hash[i])
                     e.p0 += 1
                     if e.p2 != doc:
                         e.p2 = doc
                         e.p1 += 1
-                    _poll(&work, _ITEM)
+                _poll(&work, n + sp.n * _ITEM)
             else:
                 seq = tokenize(text)
                 for w in seq:
@@ -807,10 +809,11 @@ cdef class Encoder:
         cdef const char* data
         cdef object s = _doc_view(text, self.lower, &self.sc, &kind, &data, &n)
         _scan_data(kind, data, n, self.sep, &self.sp)
-        _poll(&self.work, n)
+        _poll(&self.work, n + self.sp.n * _ITEM)
         self._reserve(self.sp.n)
         for i in range(self.sp.n):
-            _poll(&self.work, _ITEM)
+            if (i & _TOKENS_MASK) == _TOKENS_MASK:
+                PyErr_CheckSignals()   # a huge document
             e = t.span(kind, data, self.sp.start[i], self.sp.length[i], self.sp.hash[i])
             if not e.p1:
                 o = self.rule(<object>PyList_GET_ITEM(t.keys, e.e))
