@@ -104,16 +104,34 @@ def _pad_fast(sequences, maxlen, dtype, padding, truncating, value):
 
 def _pad_matrix(arr, maxlen, dtype, padding, truncating, value):
     """A 2-D numeric array: every row has the same length, so Keras' per-row slice
-    and cast are one slice and one cast of the whole array."""
+    and cast are a slice and a cast of blocks of rows."""
     n, length = arr.shape
     if maxlen is None:
         maxlen = length
-    x = np.full((n, maxlen), value, dtype=dtype)
+    fill = np.full((), value, dtype=dtype)
+    x = np.empty((n, maxlen), dtype=dtype)
     cnt = min(length, maxlen)
     src = arr[:, length - cnt:] if truncating == "pre" else arr[:, :cnt]
     off = maxlen - cnt if padding == "pre" else 0
-    x[:, off:off + cnt] = np.asarray(src, dtype=dtype)
+    # Blocks of a few million elements: each numpy call is short, so Ctrl-C (seen
+    # between two of them) stops a huge copy within milliseconds.
+    step = max(1, _BLOCK // max(1, maxlen))
+    for r in range(0, n, step):
+        block = x[r:r + step]
+        block[:, :off] = fill
+        block[:, off + cnt:] = fill
+        block[:, off:off + cnt] = np.asarray(src[r:r + step], dtype=dtype)
     return x
+
+
+_BLOCK = 1 << 22
+_TEXT_HINT = ("pad_sequences takes sequences of integer ids; encode texts first with "
+              "Tokenizer.texts_to_sequences")
+
+
+def _is_text(obj):
+    return isinstance(obj, (str, bytes)) or (
+        isinstance(obj, np.ndarray) and obj.dtype.kind in "US")
 
 
 def _pad_reference(sequences, maxlen, dtype, padding, truncating, value):
@@ -125,7 +143,10 @@ def _pad_reference(sequences, maxlen, dtype, padding, truncating, value):
     lengths = []
     sample_shape = ()
     found = False
+    first_text = None
     for x in sequences:
+        if first_text is None and isinstance(x, (str, bytes)) and len(x):
+            first_text = (len(lengths), x)
         try:
             lengths.append(len(x))
             if not found and len(x):
@@ -146,6 +167,13 @@ def _pad_reference(sequences, maxlen, dtype, padding, truncating, value):
             f"`dtype` {dtype} is not compatible with `value`'s type: "
             f"{type(value)}\nYou should set `dtype=object` for variable length strings.")
 
+    if first_text is not None and np.dtype(dtype).kind not in "OUS":
+        # Keras fails on this row only, with numpy's "invalid literal for int()" (or
+        # "len() of unsized object" for a numeric string): say what to do, up front.
+        idx, text = first_text
+        raise ValueError(f"sequences[{idx}] is a string ({text[:40]!r}), not a sequence "
+                         f"of ids: {_TEXT_HINT}")
+
     x = np.full((num_samples, maxlen) + sample_shape, value, dtype=dtype)
     for idx, s in enumerate(sequences):
         if not len(s):
@@ -157,7 +185,13 @@ def _pad_reference(sequences, maxlen, dtype, padding, truncating, value):
         else:
             raise ValueError(f'Truncating type "{truncating}" not understood')
 
-        trunc = np.asarray(trunc, dtype=dtype)
+        try:
+            trunc = np.asarray(trunc, dtype=dtype)
+        except ValueError as exc:
+            if _is_text(trunc) or any(map(_is_text, trunc)):
+                raise ValueError(f"{exc} (sequence at position {idx}: "
+                                 f"{_TEXT_HINT})") from exc
+            raise
         if trunc.shape[1:] != sample_shape:
             raise ValueError(
                 f"Shape of sample {trunc.shape[1:]} of sequence at position {idx} "

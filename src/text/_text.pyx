@@ -16,6 +16,7 @@ import gc as _gc
 import numpy as _np
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_New, PyList_SET_ITEM, PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
@@ -70,10 +71,33 @@ cdef extern from *:
 # an array of strings gives), whose lower() is str.lower.  Other str subclasses may
 # override lower/translate/split, so they take Keras' per-item path.
 cdef object _NP_STR = _np.str_
+cdef frozenset _NP_INTS = frozenset([_np.int8, _np.int16, _np.int32, _np.int64, _np.uint8,
+                                     _np.uint16, _np.uint32, _np.uint64, _np.intc,
+                                     _np.uintc, _np.longlong, _np.ulonglong])
 
 
 cdef inline bint _plain_str(object o) noexcept:
     return PyUnicode_CheckExact(<PyObject*>o) or type(o) is _NP_STR
+
+
+# Ctrl-C: the loops below run no bytecode, so Python's own signal check never runs in
+# them.  They count work (a code unit scanned costs 1, a token or a Python object
+# handled costs _ITEM) and call PyErr_CheckSignals every _POLL_EVERY units: about a
+# millisecond of work, and a cost lost in the noise (one compare per unit, one call
+# per million).  Nothing here holds state that an interrupt could leave half-made:
+# every loop builds new objects, and the stateful tokenizer commits in Python.
+cdef enum:
+    _POLL_EVERY = 1 << 20
+    _ITEM = 16
+    _TOKENS_MASK = (1 << 16) - 1   # token loops inside one document: every 65536
+
+
+cdef inline int _poll(Py_ssize_t* work, Py_ssize_t cost) except -1:
+    work[0] += cost
+    if work[0] >= _POLL_EVERY:
+        work[0] = 0
+        PyErr_CheckSignals()
+    return 0
 
 
 ctypedef fused uchar_t:
@@ -206,7 +230,7 @@ cdef object _doc_view(object text, bint lower, Scratch* sc, unsigned int* kind,
     owns them (keep it alive while ``data`` is used)."""
     cdef PyObject* p = <PyObject*>text
     cdef unsigned int k = PyUnicode_KIND(p)
-    cdef Py_ssize_t m = PyUnicode_GET_LENGTH(p), i
+    cdef Py_ssize_t m = PyUnicode_GET_LENGTH(p), i, i0, i1
     cdef const uint8_t* src
     cdef void* a
     if not lower:
@@ -222,8 +246,15 @@ cdef object _doc_view(object text, bint lower, Scratch* sc, unsigned int* kind,
             sc.buf = <uint8_t*>a
             sc.cap = max(m, 2 * sc.cap, 4096)
         src = <const uint8_t*>PyUnicode_DATA(p)
-        for i in range(m):
-            sc.buf[i] = _LOWER1[src[i]]
+        i0 = 0
+        while i0 < m:
+            # in slices, so that a Ctrl-C during a huge document is seen
+            i1 = min(m, i0 + _POLL_EVERY)
+            for i in range(i0, i1):
+                sc.buf[i] = _LOWER1[src[i]]
+            i0 = i1
+            if i0 < m:
+                PyErr_CheckSignals()
         kind[0] = 1
         data[0] = <const char*>sc.buf
         n[0] = m
@@ -247,6 +278,8 @@ cdef object _doc_view(object text, bint lower, Scratch* sc, unsigned int* kind,
             if c == 0xFFFF:
                 break
             dst2[i] = c
+            if (i & (_POLL_EVERY - 1)) == _POLL_EVERY - 1:
+                PyErr_CheckSignals()
         else:
             kind[0] = 2
             data[0] = <const char*>sc.buf
@@ -301,7 +334,7 @@ cdef void _spans_free(Spans* sp) noexcept:
 
 
 cdef int _scan(const uchar_t* d, Py_ssize_t n, Splitter sep, Spans* sp) except -1:
-    cdef Py_ssize_t j = 0, start, m = 0
+    cdef Py_ssize_t j = 0, start, m = 0, poll_at = _POLL_EVERY
     cdef uint64_t h
     cdef uint32_t c
     while True:
@@ -309,6 +342,10 @@ cdef int _scan(const uchar_t* d, Py_ssize_t n, Splitter sep, Spans* sp) except -
             j += 1
         if j >= n:
             break
+        if j >= poll_at:
+            # one huge document: the caller's per-document poll comes too late
+            poll_at = j + _POLL_EVERY
+            PyErr_CheckSignals()
         start = j
         h = _FNV_OFFSET
         while j < n:
@@ -467,9 +504,18 @@ cdef class StrTable:
         cdef void* a
         cdef Py_ssize_t x
         if not PyUnicode_Check(p):
+            # The dict calls the token's __hash__/__eq__, which may run anything: take
+            # the slot (index, capacity, pointer) only once the dict work is done.
             r = self.others.get(w)
             if r is not None:
-                return &self.ext[<Py_ssize_t>r]
+                x = <Py_ssize_t>r
+                if not 0 <= x < self.next_:
+                    raise RuntimeError("token table changed during a token's __eq__")
+                return &self.ext[x]
+            x = self.next_
+            self.others[w] = x
+            if self.next_ != x:
+                raise RuntimeError("token table changed during a token's __hash__")
             if self.next_ >= self.ext_cap:
                 x = max(64, 2 * self.ext_cap)
                 a = PyMem_Realloc(self.ext, x * sizeof(Slot))
@@ -477,7 +523,6 @@ cdef class StrTable:
                     raise MemoryError()
                 self.ext = <Slot*>a
                 self.ext_cap = x
-            self.others[w] = self.next_
             s = &self.ext[self.next_]
             self.next_ += 1
             self.keys.append(w)
@@ -536,6 +581,7 @@ def fit_texts(texts, bint lower, Splitter sep, tokenize):
     cdef const char* data
     cdef Py_ssize_t n
     cdef Scratch sc
+    cdef Py_ssize_t work = 0
     sc.buf = NULL
     sc.cap = 0
     sp.start = NULL
@@ -545,27 +591,34 @@ def fit_texts(texts, bint lower, Splitter sep, tokenize):
     sp.cap = 0
     try:
         for text in texts:
-            p = <PyObject*>text
             if sep is not None and _plain_str(text):
+                # No Python code runs from here to the end of the document: the view
+                # and the spans stay valid.
                 s = _doc_view(text, lower, &sc, &kind, &data, &n)
                 _scan_data(kind, data, n, sep, &sp)
                 for i in range(sp.n):
+                    if (i & _TOKENS_MASK) == _TOKENS_MASK:
+                        PyErr_CheckSignals()   # a huge document
                     e = t.span(kind, data, sp.start[i], sp.length[i], sp.hash[i])
                     e.p0 += 1
                     if e.p2 != doc:
                         e.p2 = doc
                         e.p1 += 1
+                _poll(&work, n + sp.n * _ITEM)
             else:
                 seq = tokenize(text)
                 for w in seq:
                     e = t.obj(w)
                     e.p0 += 1
+                    _poll(&work, _ITEM)
                 for w in seq:
                     e = t.obj(w)
                     if e.p2 != doc:
                         e.p2 = doc
                         e.p1 += 1
+                    _poll(&work, _ITEM)
             doc += 1
+            _poll(&work, _ITEM)
     finally:
         _spans_free(&sp)
         PyMem_Free(sc.buf)
@@ -573,44 +626,96 @@ def fit_texts(texts, bint lower, Splitter sep, tokenize):
     return doc, t.keys, counts, docs
 
 
-def merge_counts(word_counts, word_docs, list words, list counts, list docs):
-    """Add one fit's counts into the tokenizer's dictionaries (insertion order of
-    new words = order of first appearance, as Keras' per-token updates give)."""
-    cdef Py_ssize_t i
-    for i in range(len(words)):
-        w = words[i]
-        c = word_counts.get(w)
-        word_counts[w] = counts[i] if c is None else c + counts[i]
-    for i in range(len(words)):
-        d = docs[i]
-        if d:
-            w = words[i]
-            c = word_docs.get(w)
-            word_docs[w] = d if c is None else c + d
+cdef object _MISSING = object()
 
 
-def add_counts(target, dict local):
-    """``target[k] += v`` for every item of ``local`` (``target`` may be a plain
-    dict)."""
-    for k, v in local.items():
-        c = target.get(k)
-        target[k] = v if c is None else c + v
+def count_updates(target, words, counts):
+    """``{w: target[w] + c}`` (``c`` alone for a word ``target`` lacks) for the zero-
+    free pairs of ``words`` / ``counts``, in order of first appearance; reads
+    ``target`` only, so a caller can compute everything first and commit with
+    ``target.update`` (new keys then append in Keras' order).  Equal tokens add up
+    as Keras' successive ``+=`` do."""
+    # Tuples: the loop calls __hash__/__eq__/__add__ of user objects, which must not be
+    # able to shrink what is being indexed.
+    cdef tuple tw = tuple(words)
+    cdef tuple tc = tuple(counts)
+    cdef Py_ssize_t i, n = len(tw), work = 0
+    cdef dict out = {}
+    if len(tc) != n:
+        raise ValueError("count_updates: words and counts differ in length")
+    for i in range(n):
+        c = tc[i]
+        if not c:
+            continue
+        w = tw[i]
+        prev = out.get(w, _MISSING)
+        if prev is _MISSING:
+            prev = target.get(w)
+        out[w] = c if prev is None else prev + c
+        _poll(&work, _ITEM)
+    return out
 
 
-def update_index_docs(index_docs, word_docs, word_index):
-    """``index_docs[word_index[w]] = c`` for every ``(w, c)`` of ``word_docs``."""
+def ordered_copy(d, dict updates):
+    """``type(d)(d)`` (an OrderedDict) with ``updates`` applied, built item by item so
+    that Ctrl-C is seen meanwhile (OrderedDict insertions are slow: about a microsecond
+    each on a busy machine)."""
+    cdef Py_ssize_t work = 0
+    new = type(d)()
+    for k, v in d.items():
+        new[k] = v
+        _poll(&work, _ITEM)
+    for k, v in updates.items():
+        new[k] = v
+        _poll(&work, _ITEM)
+    return new
+
+
+def merged_items(d, dict updates):
+    """``(keys, values)`` lists of ``d`` with ``updates`` applied (new keys last, in
+    their order), without copying ``d`` into a new dict."""
+    cdef list keys = [], values = []
+    cdef Py_ssize_t work = 0, hits = 0
+    for k, v in d.items():
+        u = updates.get(k, _MISSING)
+        keys.append(k)
+        if u is _MISSING:
+            values.append(v)
+        else:
+            values.append(u)
+            hits += 1
+        _poll(&work, 4)
+    if hits < len(updates):  # some keys are new
+        for k, v in updates.items():
+            if k not in d:
+                keys.append(k)
+                values.append(v)
+            _poll(&work, 4)
+    return keys, values
+
+
+def index_doc_updates(word_docs, word_index):
+    """``{word_index[w]: c for (w, c) of word_docs}`` (Keras' index_docs refresh);
+    KeyError for a word without an index."""
+    cdef dict out = {}
+    cdef Py_ssize_t work = 0
     for w, c in list(word_docs.items()):
-        index_docs[word_index[w]] = c
+        out[word_index[w]] = c
+        _poll(&work, _ITEM)
+    return out
 
 
 def count_sequences(sequences):
     """Per-id document frequencies of ``sequences`` (Keras ``fit_on_sequences``),
     in order of first appearance."""
     cdef dict local = {}
+    cdef Py_ssize_t work = 0
     for seq in sequences:
         for i in set(seq):
             c = local.get(i)
             local[i] = 1 if c is None else c + 1
+            _poll(&work, _ITEM)
+        _poll(&work, _ITEM)
     return local
 
 
@@ -638,6 +743,11 @@ cdef class Encoder:
     cdef Scratch sc
     cdef PyObject** buf
     cdef Py_ssize_t bufcap
+    cdef Py_ssize_t work
+    # encode_str keeps raw pointers (document view, spans, slots) across rule(),
+    # which runs user code (__ge__ of ids, __hash__ of tokens); that code must not
+    # re-enter this encoder and move them.
+    cdef bint busy
 
     def __cinit__(self, word_index, num_words, oov_token, bint lower, Splitter sep,
                   tokenize):
@@ -659,6 +769,8 @@ cdef class Encoder:
         self.bufcap = 0
         self.sc.buf = NULL
         self.sc.cap = 0
+        self.work = 0
+        self.busy = False
 
     def __dealloc__(self):
         _spans_free(&self.sp)
@@ -697,8 +809,11 @@ cdef class Encoder:
         cdef const char* data
         cdef object s = _doc_view(text, self.lower, &self.sc, &kind, &data, &n)
         _scan_data(kind, data, n, self.sep, &self.sp)
+        _poll(&self.work, n + self.sp.n * _ITEM)
         self._reserve(self.sp.n)
         for i in range(self.sp.n):
+            if (i & _TOKENS_MASK) == _TOKENS_MASK:
+                PyErr_CheckSignals()   # a huge document
             e = t.span(kind, data, self.sp.start[i], self.sp.length[i], self.sp.hash[i])
             if not e.p1:
                 o = self.rule(<object>PyList_GET_ITEM(t.keys, e.e))
@@ -724,12 +839,26 @@ cdef class Encoder:
             o = self.rule(w)
             if o is not _DROP:
                 vect.append(o)
+            _poll(&self.work, _ITEM)
         return vect
 
+    cdef int _enter(self) except -1:
+        if self.busy:
+            raise RuntimeError("texts_to_sequences was re-entered from a callback it "
+                               "made (an __eq__, __hash__ or comparison of a token or "
+                               "id); encode from a new call instead")
+        self.busy = True
+        return 0
+
     def encode_one(self, text):
-        if self.sep is not None and _plain_str(text):
-            return self.encode_str(text)
-        return self.encode_generic(text)
+        self._enter()
+        try:
+            _poll(&self.work, _ITEM)
+            if self.sep is not None and _plain_str(text):
+                return self.encode_str(text)
+            return self.encode_generic(text)
+        finally:
+            self.busy = False
 
     def encode_many(self, texts):
         cdef list result = []
@@ -737,6 +866,7 @@ cdef class Encoder:
         # cycle, yet each allocation burst makes the cyclic GC re-walk every list
         # made so far (a quarter of the time on a large corpus).  Pause it.
         cdef bint was_enabled = _gc.isenabled()
+        self._enter()
         if was_enabled:
             _gc.disable()
         try:
@@ -745,7 +875,9 @@ cdef class Encoder:
                     result.append(self.encode_str(text))
                 else:
                     result.append(self.encode_generic(text))
+                _poll(&self.work, _ITEM)
         finally:
+            self.busy = False
             if was_enabled:
                 _gc.enable()
         return result
@@ -755,9 +887,12 @@ def sequences_to_texts(sequences, index_word, num_words, oov_token, oov_index):
     """Keras ``sequences_to_texts_generator`` as a list (same per-id rule)."""
     cdef list result = []
     cdef list vect
+    cdef Py_ssize_t work = 0
     for seq in sequences:
         vect = []
+        _poll(&work, _ITEM)
         for num in seq:
+            _poll(&work, _ITEM)
             word = index_word.get(num)
             if word is not None:
                 if num_words and num >= num_words:
@@ -805,8 +940,10 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
     cdef int64_t c
     cdef double v, idf
     cdef PyObject* item
-    cdef object as_int
-    cdef bint ok = True
+    cdef object as_int, obj
+    cdef int64_t* order2
+    cdef bint ok = True, is_list
+    cdef Py_ssize_t work = 0
     cdef Py_ssize_t alloc = width if width > 0 else 1
     cp = <int64_t*>PyMem_Malloc(alloc * sizeof(int64_t))
     cn = <int64_t*>PyMem_Malloc(alloc * sizeof(int64_t))
@@ -831,24 +968,36 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
                 L = PyTuple_GET_SIZE(seq)
             else:
                 return False
+            _poll(&work, _ITEM)
             if L == 0:
                 r += 1
                 continue
-            order = <int64_t*>PyMem_Realloc(order, L * sizeof(int64_t))
-            if order == NULL:
+            order2 = <int64_t*>PyMem_Realloc(order, L * sizeof(int64_t))
+            if order2 == NULL:
                 raise MemoryError()
+            order = order2
+            is_list = PyList_CheckExact(<PyObject*>seq)
             nk = 0
-            # pass 1: validate and count per raw id
+            # pass 1: validate and count per raw id.  No user code runs here, but
+            # own each item and re-read the size all the same: a list must never be
+            # read through a stale length or a borrowed item.
             for k in range(L):
-                if PyList_CheckExact(<PyObject*>seq):
-                    item = PyList_GET_ITEM(seq, k)
+                _poll(&work, 4)
+                if is_list:
+                    if k >= PyList_GET_SIZE(seq):
+                        ok = False
+                        break
+                    obj = <object>PyList_GET_ITEM(seq, k)
                 else:
-                    item = PyTuple_GET_ITEM(seq, k)
+                    obj = <object>PyTuple_GET_ITEM(seq, k)
+                item = <PyObject*>obj
                 if PyLong_CheckExact(item):
                     j = PyLong_AsLongLongAndOverflow(item, &ovf)
-                elif isinstance(<object>item, _np.integer):
-                    # numpy integer scalars hash and compare like ints in Keras' loop
-                    as_int = int(<object>item)
+                elif type(obj) in _NP_INTS:
+                    # numpy integer scalars hash and compare like ints in Keras' loop;
+                    # exact types only, whose int() runs no user code (a subclass may
+                    # define __int__, __hash__ or __eq__: Keras' loop decides).
+                    as_int = int(obj)
                     j = PyLong_AsLongLongAndOverflow(<PyObject*>as_int, &ovf)
                 else:
                     ok = False
@@ -870,10 +1019,13 @@ def sequences_to_matrix(sequences, double[:, ::1] x, Py_ssize_t width, int mode,
                         order[nk] = j
                         nk += 1
                     cn[j + width] += 1
+            if ok and is_list and PyList_GET_SIZE(seq) != L:
+                ok = False     # changed under us: Keras' loop (Python) decides
             if not ok:
                 return False
             # pass 2: write in first-appearance order of the raw ids
             for k in range(nk):
+                _poll(&work, 4)
                 j = order[k]
                 if j >= 0:
                     c = cp[j]
@@ -940,11 +1092,12 @@ def seq_lengths(sequences, Py_ssize_t[::1] out, ndarray):
     """Lengths of list/tuple/1-D ndarray items.  Returns how many items were
     measured: fewer than ``len(sequences)`` when an item is anything else (the
     caller then takes the faithful path)."""
-    cdef Py_ssize_t i = 0, n = out.shape[0]
+    cdef Py_ssize_t i = 0, n = out.shape[0], work = 0
     cdef PyObject* p
     for s in sequences:
         if i >= n:
             return -1
+        _poll(&work, _ITEM)
         p = <PyObject*>s
         if PyList_CheckExact(p):
             out[i] = PyList_GET_SIZE(s)
@@ -1010,9 +1163,11 @@ def pad_fill(sequences, pad_t[:, ::1] x, const pad_t[::1] fill, Py_ssize_t maxle
     cdef pad_t* row
     cdef pad_t v = fill[0]
     cdef const pad_t[:] tv
+    cdef Py_ssize_t work = 0
     for s in sequences:
         if r >= x.shape[0]:
             return False
+        _poll(&work, _ITEM + maxlen)
         p = <PyObject*>s
         is_list = PyList_CheckExact(p)
         row = &x[r, 0]
@@ -1055,4 +1210,6 @@ def pad_fill(sequences, pad_t[:, ::1] x, const pad_t[::1] fill, Py_ssize_t maxle
             if not _put(row + k, item):
                 return False
         r += 1
-    return True
+    # Fewer items than rows: a callback (an __int__ behind np.asarray) shrank the
+    # list, and rows of `x` (np.empty) were never written.
+    return r == x.shape[0]

@@ -6,11 +6,17 @@ wrong JSON type, double-encoded or not, holding bad values (negative / huge / bo
 non-integer ``index_docs`` keys, inconsistent ``word_index`` / ``index_word``), unknown
 keys, and deep nesting.
 
+A third kind of document is a real tokenizer's, with one or two of its cross-field
+invariants broken (``word_docs`` naming a word ``word_counts`` lacks, two words sharing
+an id, bad counts...).
+
 Accepted outcomes (the contract this target enforces):
 - a Tokenizer, which must then be usable: ``get_config()`` and ``to_json()`` work, the
-  JSON round-trips to the same config, and ``texts_to_sequences`` /
+  JSON round-trips to the same config, ``texts_to_sequences`` /
   ``sequences_to_texts`` either work (lists of ints / strings) or raise
-  ValueError/TypeError;
+  ValueError/TypeError, and it can be fitted further (``fit_on_texts``,
+  ``fit_on_sequences``): a fit either succeeds, leaving a consistent tokenizer, or
+  raises ValueError/TypeError and changes nothing;
 - ValueError: malformed JSON (``json.JSONDecodeError`` is a ValueError), a document that
   is not a Keras tokenizer, a missing field, or a bad field value;
 - TypeError: a field whose JSON type is wrong where the constructor checks types.
@@ -99,12 +105,59 @@ FIELDS = [
 ]
 
 
+JSON_FIELDS = ("word_counts", "word_docs", "index_docs", "index_word", "word_index")
+
+
+def _mutate(r: ByteReader, f: dict) -> None:
+    """One break of a cross-field invariant that Keras' own documents always keep."""
+    wc, wd, idoc, iw, wi = (f[k] for k in JSON_FIELDS)
+    how = r.u8() % 8
+    if how == 0:
+        wd[r.pick(WORDS) + "~"] = r.int_in(0, 3)  # word_docs names an uncounted word
+    elif how == 1 and wd:
+        wc.pop(r.pick(sorted(wd)), None)  # ... the same, by dropping the count
+    elif how == 2 and len(wi) > 1:
+        a, b = r.pick(sorted(wi)), r.pick(sorted(wi))
+        wi[a] = wi[b]  # two words share an id
+        f["index_word"] = {str(i): w for w, i in wi.items()}
+    elif how == 3 and wc:
+        wc[r.pick(sorted(wc))] = r.pick([-1, True, 1.5, 2**63, "3", None])
+    elif how == 4:
+        idoc[r.pick(["-1", "x", "1.5", str(2**63)])] = r.int_in(0, 2)
+    elif how == 5 and wd:
+        wd[r.pick(sorted(wd))] = r.pick([-1, False, 0.5, 2**64, [1]])
+    elif how == 6 and wi:
+        w = r.pick(sorted(wi))
+        del wi[w]  # index_word keeps the id: no longer the inverse
+    # 7: unchanged (a valid document)
+
+
+def mutated_document(r: ByteReader) -> str:
+    """A real tokenizer's document with a few invariants broken (the raw generator
+    above rarely assembles a document consistent enough to reach these checks)."""
+    tok = fe.Tokenizer(oov_token=r.pick([None, "<OOV>"]), num_words=r.pick([None, 3]),
+                       char_level=r.u8() % 4 == 0)
+    texts = [" ".join(r.pick(WORDS) for _ in range(r.int_in(0, 4)))
+             for _ in range(r.int_in(0, 4))]
+    tok.fit_on_texts(texts)
+    if r.u8() % 3 == 0:
+        tok.fit_on_sequences([[r.int_in(0, 9) for _ in range(r.int_in(0, 3))]])
+    config = tok.get_config()
+    fields = {k: json.loads(config[k]) for k in JSON_FIELDS}
+    for _ in range(r.int_in(0, 2)):
+        _mutate(r, fields)
+    config.update({k: json.dumps(v) for k, v in fields.items()})
+    return json.dumps({"class_name": "Tokenizer", "config": config})
+
+
 def make_document(r: ByteReader) -> str:
     how = r.u8() % 8
     if how == 0:
         return r.rest().decode("utf-8", errors="replace")
     if how == 1:
         return "[" * r.int_in(1, 100_000) + "]" * r.int_in(0, 3)  # deep nesting
+    if how == 7:
+        return mutated_document(r)
     config = {}
     for name, kind in FIELDS:
         if r.u8() % 12 == 0:
@@ -158,6 +211,28 @@ def check_tokenizer(tok):
         assert oov_missing
     else:
         assert isinstance(texts, list) and all(isinstance(t, str) for t in texts)
+    check_fits(tok)
+
+
+def state(tok):
+    return (list(tok.word_counts.items()), dict(tok.word_docs), dict(tok.index_docs),
+            list(tok.word_index.items()), list(tok.index_word.items()), tok.document_count)
+
+
+def check_fits(tok):
+    """A loaded tokenizer can be fitted further; a fit that fails changes nothing."""
+    for fit, n in ((lambda: tok.fit_on_texts(["the cat sat", "zebra CAF\u00c9 new", ""]), 3),
+                   (lambda: tok.fit_on_sequences([[1, 2, 2], [], [7]]), 3)):
+        before = state(tok)
+        try:
+            fit()
+        except ALLOWED:
+            assert state(tok) == before, "a failed fit changed the tokenizer"
+            continue
+        assert tok.document_count == before[-1] + n
+        assert tok.index_word == {i: w for w, i in tok.word_index.items()}
+        assert all(w in tok.word_index for w in tok.word_docs)
+        assert all(w in tok.word_counts for w in tok.word_docs)
 
 
 def TestOneInput(data: bytes) -> None:
