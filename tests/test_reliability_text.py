@@ -116,7 +116,7 @@ while True:
 k, rest = divmod(state(tok)[5] - before[5], len(seqs))
 assert rest == 0 and k in (n_done, n_done + 1), (k, rest, n_done)
 ref = dict(before[2])
-for i in seq:
+for i in seq if k else ():
     ref[i] = ref.get(i, 0) + k * len(seqs)
 assert sorted(ref.items()) == state(tok)[2]
 assert state(tok)[:2] == before[:2]
