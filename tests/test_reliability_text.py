@@ -787,3 +787,31 @@ def test_pad_value_that_shrinks_the_list_leaves_no_unwritten_rows():
     except ValueError:
         return  # clean: the list is empty by the time it is read again
     assert set(np.unique(out).tolist()) <= {0, 7}, np.unique(out)
+
+
+# ------------------------------------------------- text_to_word_sequence in pieces
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+_TTWS_ALPHABET = st.sampled_from(list("aAzZ ΣσςΑİıß\u0345'.,!\t\n\r -_xyʼ\u0300é"))
+
+
+@given(text=st.text(_TTWS_ALPHABET, max_size=80),
+       piece=st.integers(1, 9),
+       lower=st.booleans(),
+       split=st.sampled_from([" ", "\t", "\n", "x", "ab"]))
+def test_text_to_word_sequence_in_pieces_equals_keras(text, piece, lower, split):
+    # Pieces of 1..9 characters exercise every cut; the final-sigma rule of str.lower
+    # looks across neighbours, which a cut must not change.
+    import fastembed.text as fe_text
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(fe_text, "_PIECE_CHARS", piece)
+        got = fe_text.text_to_word_sequence(text, lower=lower, split=split)
+    assert got == kp_text.text_to_word_sequence(text, lower=lower, split=split)
+
+
+def test_interrupt_text_to_word_sequence_on_one_huge_text():
+    setup = 'big = "The quick ΑΣ fox, jumps; over the lazy dog!\\n" * 4_000_000'
+    call = "for _ in range(100):\n    fe.text_to_word_sequence(big)"
+    assert_prompt_interrupt(setup, call, delays=(0.3,))

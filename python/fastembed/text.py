@@ -32,6 +32,11 @@ _ORDERS = ("frequency", "appearance")
 _lower = methodcaller("lower")
 
 
+# Texts longer than this are split piece by piece, so that Ctrl-C is seen between pieces
+# (each piece's lower/translate/split is one uninterruptible C call of ~50 ms).
+_PIECE_CHARS = 1 << 22
+
+
 def text_to_word_sequence(text, filters=DEFAULT_FILTERS, lower=True, split=" "):
     """Split a text into a list of words, as Keras does.
 
@@ -51,10 +56,28 @@ def text_to_word_sequence(text, filters=DEFAULT_FILTERS, lower=True, split=" "):
     list of str
         The non-empty pieces.
     """
+    table = str.maketrans({c: split for c in filters})
+    if (type(text) is not str or len(text) <= _PIECE_CHARS
+            or not isinstance(split, str) or len(split) != 1 or not split.isspace()):
+        return _words_of(text, table, lower, split)
+    words = []
+    start, n = 0, len(text)
+    while start < n:
+        # Cut just before an occurrence of `split` itself: it separates words whatever
+        # surrounds it, and white space is neither cased nor case-ignorable, so str.lower
+        # (whose final-sigma rule looks at the neighbours) lowers each piece as it would
+        # the whole text.
+        cut = text.find(split, start + _PIECE_CHARS)
+        end = n if cut < 0 else cut
+        words.extend(_words_of(text[start:end], table, lower, split))
+        start = end
+    return words
+
+
+def _words_of(text, table, lower, split):
     if lower:
         text = text.lower()
-    text = text.translate(str.maketrans({c: split for c in filters}))
-    return list(filter(None, text.split(split)))
+    return list(filter(None, text.translate(table).split(split)))
 
 
 def _check_num_words(num_words):
