@@ -547,8 +547,12 @@ cdef class Scanner:
 
     cdef int scan(self, object doc, bint pretok) except -1:
         if pretok:
+            if type(doc) is not list:
+                raise TypeError(f"expected a list of str tokens, got {type(doc).__name__}")
             self.scan_tokens(<list>doc)
         else:
+            if not PyUnicode_Check(<PyObject*>doc):
+                raise TypeError(f"expected str, got {type(doc).__name__}: {doc!r:.80}")
             self.scan_text(<PyObject*>doc)
         return self.make_items()
 
