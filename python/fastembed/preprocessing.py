@@ -386,12 +386,24 @@ class _Lookup:
             kth = np.partition(c, len(c) - limit)[len(c) - limit] if limit > 0 else c.max() + 1
             cand = c >= kth
             entries, c = entries[cand], c[cand]
-        toks = np.array(counter.tokens(entries.tolist()), dtype=object)
-        # Code-point order of str is the byte order of their UTF-8, which TF sorts.
-        order = np.lexsort((toks.astype(str) if len(toks) else toks, c))[::-1]
-        if limit is not None:
-            order = order[:limit]
-        tokens = toks[order].tolist()
+        toks = counter.tokens(entries.tolist())
+        # Count descending, ties by token descending (Keras: lexsort of (tokens, counts),
+        # reversed).  Code-point order of str is the byte order of their UTF-8, which
+        # TF compares.  Equal counts are grouped by a stable numpy sort, then each group
+        # is sorted by str comparison (no fixed-width string array).
+        by_count = np.argsort(-c, kind="stable")
+        cs = c[by_count]
+        bounds = np.flatnonzero(np.diff(cs)) + 1
+        order_list: list = []
+        for grp in np.split(by_count, bounds) if len(cs) else []:
+            if len(grp) == 1:
+                order_list.append(int(grp[0]))
+            else:
+                order_list.extend(sorted(grp.tolist(), key=toks.__getitem__, reverse=True))
+            if limit is not None and len(order_list) >= limit:
+                break
+        order = np.array(order_list[:limit] if limit is not None else order_list, dtype=np.int64)
+        tokens = [toks[i] for i in order_list[:len(order)]]
         new_size = token_start + len(tokens)
         self._check_vocab_size_unchanged(new_size)
         idf = self._idf
@@ -455,10 +467,12 @@ class _Lookup:
                 data = m.data.astype(np.float32) * self._idf[m.indices]
                 m = sp.csr_matrix((data, m.indices, m.indptr), shape=(nrows, depth))
             return m
+        if tfidf:
+            out = np.zeros((nrows, depth), dtype=np.float32)
+            _textvec.fill_tfidf(ids, offsets, np.ascontiguousarray(self._idf, np.float32), out)
+            return out
         out = np.zeros((nrows, depth), dtype=np.int64)
         _textvec.fill_counts(ids, offsets, out, binary)
-        if tfidf:
-            return out.astype(np.float32) * self._idf[:depth]
         return out
 
     def _one_hot(self, ids: np.ndarray) -> np.ndarray:

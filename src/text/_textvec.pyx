@@ -14,7 +14,7 @@ cimport cython
 import numpy as _np
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcmp, memcpy, memset
 
 cdef extern from "Python.h":
@@ -152,6 +152,17 @@ cdef inline uint64_t _hash_cps(const uint32_t* s, Py_ssize_t n) noexcept nogil:
     return _mix(h)
 
 
+cdef inline bint _same_cps(const uint32_t* a, const uint32_t* b, Py_ssize_t n) noexcept nogil:
+    # Tokens are short: an inline loop beats a call to memcmp.
+    cdef Py_ssize_t i
+    if n > 16:
+        return memcmp(a, b, n * sizeof(uint32_t)) == 0
+    for i in range(n):
+        if a[i] != b[i]:
+            return False
+    return True
+
+
 cdef int _grow(void** p, Py_ssize_t* cap, Py_ssize_t need, size_t item) except -1:
     if need <= cap[0]:
         return 0
@@ -183,69 +194,80 @@ cdef void _init_tables():
 _init_tables()
 
 
+cdef struct Entry:
+    # One cache line per entry: everything a count or a lookup touches.
+    Py_ssize_t off
+    Py_ssize_t length
+    uint64_t hash
+    int64_t cnt
+    int64_t df
+    int64_t last
+    int64_t value
+    int64_t pad
+
+
+cdef struct Slot:
+    # The hash sits in the slot so that a probe rejects other keys without
+    # touching their entry.
+    uint64_t hash
+    Py_ssize_t entry
+
+
 @cython.final
 cdef class Table:
     """Token (code-point string) -> entry number, in insertion order, with a count,
     a document count and the last document that counted it per entry."""
     cdef uint32_t* arena
     cdef Py_ssize_t alen, acap
-    cdef Py_ssize_t* koff
-    cdef Py_ssize_t* klen
-    cdef uint64_t* khash
-    cdef int64_t* cnt
-    cdef int64_t* df
-    cdef int64_t* last
-    cdef int64_t* value
+    cdef Entry* ent
     cdef Py_ssize_t n, ecap
-    cdef Py_ssize_t* slots
+    cdef Slot* slots
     cdef Py_ssize_t nslots
     cdef public int64_t ndocs
 
     def __cinit__(self):
         self.nslots = 1024
-        self.slots = <Py_ssize_t*>PyMem_Malloc(self.nslots * sizeof(Py_ssize_t))
+        self.slots = <Slot*>PyMem_Malloc(self.nslots * sizeof(Slot))
         if self.slots == NULL:
             raise MemoryError()
-        memset(self.slots, 0xff, self.nslots * sizeof(Py_ssize_t))
+        memset(self.slots, 0xff, self.nslots * sizeof(Slot))
 
     def __dealloc__(self):
         PyMem_Free(self.arena)
-        PyMem_Free(self.koff)
-        PyMem_Free(self.klen)
-        PyMem_Free(self.khash)
-        PyMem_Free(self.cnt)
-        PyMem_Free(self.df)
-        PyMem_Free(self.last)
-        PyMem_Free(self.value)
+        PyMem_Free(self.ent)
         PyMem_Free(self.slots)
 
     def __len__(self):
         return self.n
 
     cdef inline Py_ssize_t find(self, uint64_t h, const uint32_t* s, Py_ssize_t L) noexcept:
+        """Entry of the token, or ``-1 - free slot``."""
         cdef Py_ssize_t m = self.nslots - 1
         cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>m)
         cdef Py_ssize_t e
+        cdef Entry* en
         while True:
-            e = self.slots[i]
+            e = self.slots[i].entry
             if e < 0:
-                return -1 - i   # the free slot, for an insert
-            if (self.khash[e] == h and self.klen[e] == L
-                    and memcmp(self.arena + self.koff[e], s, L * sizeof(uint32_t)) == 0):
-                return e
+                return -1 - i
+            if self.slots[i].hash == h:
+                en = &self.ent[e]
+                if en.length == L and _same_cps(self.arena + en.off, s, L):
+                    return e
             i = (i + 1) & m
 
     cdef int _rehash(self) except -1:
         cdef Py_ssize_t ns = self.nslots * 2, e, i
-        cdef Py_ssize_t* sl = <Py_ssize_t*>PyMem_Malloc(ns * sizeof(Py_ssize_t))
+        cdef Slot* sl = <Slot*>PyMem_Malloc(ns * sizeof(Slot))
         if sl == NULL:
             raise MemoryError()
-        memset(sl, 0xff, ns * sizeof(Py_ssize_t))
+        memset(sl, 0xff, ns * sizeof(Slot))
         for e in range(self.n):
-            i = <Py_ssize_t>(self.khash[e] & <uint64_t>(ns - 1))
-            while sl[i] >= 0:
+            i = <Py_ssize_t>(self.ent[e].hash & <uint64_t>(ns - 1))
+            while sl[i].entry >= 0:
                 i = (i + 1) & (ns - 1)
-            sl[i] = e
+            sl[i].hash = self.ent[e].hash
+            sl[i].entry = e
         PyMem_Free(self.slots)
         self.slots = sl
         self.nslots = ns
@@ -261,39 +283,22 @@ cdef class Table:
             r = self.find(h, s, L)
         e = self.n
         if e >= self.ecap:
-            self._grow_entries(e + 1)
+            _grow(<void**>&self.ent, &self.ecap, e + 1, sizeof(Entry))
         _grow(<void**>&self.arena, &self.acap, self.alen + L, sizeof(uint32_t))
         memcpy(self.arena + self.alen, s, L * sizeof(uint32_t))
-        self.koff[e] = self.alen
-        self.klen[e] = L
-        self.khash[e] = h
-        self.cnt[e] = 0
-        self.df[e] = 0
-        self.last[e] = -1
-        self.value[e] = e
+        cdef Entry* en = &self.ent[e]
+        en.off = self.alen
+        en.length = L
+        en.hash = h
+        en.cnt = 0
+        en.df = 0
+        en.last = -1
+        en.value = e
         self.alen += L
-        self.slots[-1 - r] = e
+        self.slots[-1 - r].hash = h
+        self.slots[-1 - r].entry = e
         self.n = e + 1
         return e
-
-    cdef int _grow_entries(self, Py_ssize_t need) except -1:
-        cdef Py_ssize_t c = max(need, 2 * self.ecap, 256)
-        self._re(<void**>&self.koff, c, sizeof(Py_ssize_t))
-        self._re(<void**>&self.klen, c, sizeof(Py_ssize_t))
-        self._re(<void**>&self.khash, c, sizeof(uint64_t))
-        self._re(<void**>&self.cnt, c, sizeof(int64_t))
-        self._re(<void**>&self.df, c, sizeof(int64_t))
-        self._re(<void**>&self.last, c, sizeof(int64_t))
-        self._re(<void**>&self.value, c, sizeof(int64_t))
-        self.ecap = c
-        return 0
-
-    cdef int _re(self, void** p, Py_ssize_t c, size_t item) except -1:
-        cdef void* a = PyMem_Realloc(p[0], c * item)
-        if a == NULL:
-            raise MemoryError()
-        p[0] = a
-        return 0
 
     # -- Python-level helpers (per vocabulary entry, not per token of a text) --
     def add_str(self, str token):
@@ -332,7 +337,7 @@ cdef class Table:
     def token(self, Py_ssize_t e):
         if not 0 <= e < self.n:
             raise IndexError(e)
-        return PyUnicode_FromKindAndData(4, self.arena + self.koff[e], self.klen[e])
+        return PyUnicode_FromKindAndData(4, self.arena + self.ent[e].off, self.ent[e].length)
 
     def tokens(self, entries):
         """The tokens of the given entry numbers, as a list of str."""
@@ -350,14 +355,26 @@ cdef class Table:
         cdef int64_t[::1] dv = d
         cdef Py_ssize_t e
         for e in range(self.n):
-            cv[e] = self.cnt[e]
-            dv[e] = self.df[e]
+            cv[e] = self.ent[e].cnt
+            dv[e] = self.ent[e].df
         return c, d
 
     def set_value(self, Py_ssize_t e, int64_t v):
         if not 0 <= e < self.n:
             raise IndexError(e)
-        self.value[e] = v
+        self.ent[e].value = v
+
+
+ctypedef fused uchar_t:
+    uint8_t
+    uint16_t
+    uint32_t
+
+
+# What the scanner does with an ASCII character (per Scanner options).
+DEF KEEP = 0
+DEF DROP = 1
+DEF BREAK = 2
 
 
 @cython.final
@@ -366,12 +383,15 @@ cdef class Scanner:
     (tokens or n-grams, in Keras' order) are spans ``ioff/ilen`` with hashes."""
     cdef bint lower, strip
     cdef int split          # 0: none, 1: ASCII whitespace, 2: code points
+    cdef uint8_t act[128]   # KEEP / DROP (stripped punctuation) / BREAK (whitespace)
+    cdef uint32_t low[128]  # ASCII lower-casing, or identity
     cdef Py_ssize_t* widths
     cdef Py_ssize_t nwidths
     cdef uint32_t* cps
     cdef Py_ssize_t ncps, ccap
     cdef Py_ssize_t* toff
     cdef Py_ssize_t* tlen
+    cdef uint64_t* thash
     cdef Py_ssize_t ntok, tcap
     cdef Py_ssize_t* ioff
     cdef Py_ssize_t* ilen
@@ -381,9 +401,17 @@ cdef class Scanner:
     cdef Py_ssize_t u8cap
 
     def __cinit__(self, bint lower, bint strip, int split, ngrams):
+        cdef int c
         self.lower = lower
         self.strip = strip
         self.split = split
+        for c in range(128):
+            self.low[c] = c + 32 if (lower and 65 <= c <= 90) else c
+            self.act[c] = KEEP
+            if strip and _PUNCT[c]:
+                self.act[c] = DROP
+            elif split == 1 and _SPACE[c]:
+                self.act[c] = BREAK
         ws = list(ngrams) if ngrams is not None else []
         self.nwidths = len(ws)
         self.widths = <Py_ssize_t*>PyMem_Malloc(max(1, self.nwidths) * sizeof(Py_ssize_t))
@@ -397,67 +425,53 @@ cdef class Scanner:
         PyMem_Free(self.cps)
         PyMem_Free(self.toff)
         PyMem_Free(self.tlen)
+        PyMem_Free(self.thash)
         PyMem_Free(self.ioff)
         PyMem_Free(self.ilen)
         PyMem_Free(self.ihash)
         PyMem_Free(self.u8)
 
+    cdef int _reserve_tokens(self, Py_ssize_t need) except -1:
+        if need <= self.tcap:
+            return 0
+        _grow(<void**>&self.toff, &self.tcap, need, sizeof(Py_ssize_t))
+        _grow_same(<void**>&self.tlen, self.tcap, sizeof(Py_ssize_t))
+        _grow_same(<void**>&self.thash, self.tcap, sizeof(uint64_t))
+        return 0
+
     cdef inline int _tok(self, Py_ssize_t off, Py_ssize_t L) except -1:
         if self.ntok >= self.tcap:
-            _grow(<void**>&self.toff, &self.tcap, self.ntok + 1, sizeof(Py_ssize_t))
-            _grow_same(<void**>&self.tlen, self.tcap, sizeof(Py_ssize_t))
+            self._reserve_tokens(self.ntok + 1)
         self.toff[self.ntok] = off
         self.tlen[self.ntok] = L
+        self.thash[self.ntok] = _hash_cps(self.cps + off, L)
         self.ntok += 1
         return 0
 
-    cdef inline int _item(self, Py_ssize_t off, Py_ssize_t L) except -1:
+    cdef inline int _item(self, Py_ssize_t off, Py_ssize_t L, uint64_t h) except -1:
         if self.nitem >= self.icap:
             _grow(<void**>&self.ioff, &self.icap, self.nitem + 1, sizeof(Py_ssize_t))
             _grow_same(<void**>&self.ilen, self.icap, sizeof(Py_ssize_t))
             _grow_same(<void**>&self.ihash, self.icap, sizeof(uint64_t))
         self.ioff[self.nitem] = off
         self.ilen[self.nitem] = L
-        self.ihash[self.nitem] = _hash_cps(self.cps + off, L)
+        self.ihash[self.nitem] = h
         self.nitem += 1
         return 0
 
     cdef int scan_text(self, PyObject* doc) except -1:
         """Standardize and split one str into tokens (spans of ``cps``)."""
-        cdef Py_ssize_t n = PyUnicode_GET_LENGTH(doc), i, start
+        cdef Py_ssize_t n = PyUnicode_GET_LENGTH(doc)
         cdef unsigned int kind = PyUnicode_KIND(doc)
         cdef const void* data = PyUnicode_DATA(doc)
-        cdef uint32_t c
-        cdef bint lower = self.lower, strip = self.strip
-        cdef int split = self.split
-        cdef uint32_t* out
-        self.ncps = 0
-        self.ntok = 0
-        # Standardized text is never longer than the input; n-grams come later.
         _grow(<void**>&self.cps, &self.ccap, n + 1, sizeof(uint32_t))
-        out = self.cps
-        start = 0
-        for i in range(n):
-            c = PyUnicode_READ(kind, data, i)
-            if c < 128:
-                if strip and _PUNCT[c]:
-                    continue
-                if lower and 65 <= c <= 90:
-                    c += 32
-                if split == 1 and _SPACE[c]:
-                    if self.ncps > start:
-                        self._tok(start, self.ncps - start)
-                    start = self.ncps
-                    continue
-            out[self.ncps] = c
-            self.ncps += 1
-            if split == 2:
-                self._tok(self.ncps - 1, 1)
-        if split == 1:
-            if self.ncps > start:
-                self._tok(start, self.ncps - start)
-        elif split == 0:
-            self._tok(0, self.ncps)   # the whole (possibly empty) string
+        self._reserve_tokens(n + 1)
+        if kind == 1:
+            _scan_units[uint8_t](self, <const uint8_t*>data, n)
+        elif kind == 2:
+            _scan_units[uint16_t](self, <const uint16_t*>data, n)
+        else:
+            _scan_units[uint32_t](self, <const uint32_t*>data, n)
         return 0
 
     cdef int scan_tokens(self, list toks) except -1:
@@ -490,16 +504,14 @@ cdef class Scanner:
         cdef Py_ssize_t k, w, i, j, L, off, base
         self.nitem = 0
         if self.nwidths == 0:
-            for i in range(self.ntok):
-                self._item(self.toff[i], self.tlen[i])
-            return 0
+            return 0   # the items are the tokens (see item_* below)
         for k in range(self.nwidths):
             w = self.widths[k]
             if w <= 0:
                 continue
             for i in range(self.ntok - w + 1):
                 if w == 1:
-                    self._item(self.toff[i], self.tlen[i])
+                    self._item(self.toff[i], self.tlen[i], self.thash[i])
                     continue
                 L = w - 1
                 for j in range(i, i + w):
@@ -514,13 +526,13 @@ cdef class Scanner:
                     memcpy(self.cps + off, self.cps + self.toff[j], self.tlen[j] * sizeof(uint32_t))
                     off += self.tlen[j]
                 self.ncps = off
-                self._item(base, L)
+                self._item(base, L, _hash_cps(self.cps + base, L))
         return 0
 
     cdef uint64_t bucket_hash(self, Py_ssize_t item) except? 0:
         """FarmHash Fingerprint64 of the item's UTF-8 bytes."""
-        cdef Py_ssize_t L = self.ilen[item], i, m = 0
-        cdef const uint32_t* s = self.cps + self.ioff[item]
+        cdef Py_ssize_t L = self.item_len()[item], i, m = 0
+        cdef const uint32_t* s = self.cps + self.item_off()[item]
         cdef uint32_t c
         _grow(<void**>&self.u8, &self.u8cap, 4 * L + 1, 1)
         for i in range(L):
@@ -545,6 +557,18 @@ cdef class Scanner:
                 m += 4
         return fe_fingerprint64(self.u8, m)
 
+    cdef inline Py_ssize_t n_items(self) noexcept:
+        return self.nitem if self.nwidths else self.ntok
+
+    cdef inline Py_ssize_t* item_off(self) noexcept:
+        return self.ioff if self.nwidths else self.toff
+
+    cdef inline Py_ssize_t* item_len(self) noexcept:
+        return self.ilen if self.nwidths else self.tlen
+
+    cdef inline uint64_t* item_hash(self) noexcept:
+        return self.ihash if self.nwidths else self.thash
+
     cdef int scan(self, object doc, bint pretok) except -1:
         if pretok:
             if type(doc) is not list:
@@ -562,9 +586,64 @@ cdef class Scanner:
         cdef Py_ssize_t i
         for d in docs:
             self.scan(d, pretok)
-            out.append([PyUnicode_FromKindAndData(4, self.cps + self.ioff[i], self.ilen[i])
-                        for i in range(self.nitem)])
+            out.append([PyUnicode_FromKindAndData(4, self.cps + self.item_off()[i],
+                                                  self.item_len()[i])
+                        for i in range(self.n_items())])
         return out
+
+
+cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept:
+    # Buffers hold n + 1 code points and tokens (reserved by the caller), so the
+    # loop does no checks; counters live in locals, written back at the end.
+    cdef uint32_t* out = self.cps
+    cdef Py_ssize_t* toff = self.toff
+    cdef Py_ssize_t* tlen = self.tlen
+    cdef uint64_t* th = self.thash
+    cdef const uint8_t* act = self.act
+    cdef const uint32_t* low = self.low
+    cdef int split = self.split
+    cdef Py_ssize_t i, m = 0, start = 0, nt = 0
+    cdef uint64_t h = _FNV_OFFSET
+    cdef uint32_t c
+    cdef uint8_t a
+    for i in range(n):
+        c = d[i]
+        if c < 128:
+            a = act[c]
+            if a != KEEP:
+                if a == BREAK:
+                    if m > start:
+                        toff[nt] = start
+                        tlen[nt] = m - start
+                        th[nt] = _mix(h)
+                        nt += 1
+                    start = m
+                    h = _FNV_OFFSET
+                continue
+            c = low[c]
+        out[m] = c
+        m += 1
+        if split == 2:
+            toff[nt] = m - 1
+            tlen[nt] = 1
+            th[nt] = _mix((_FNV_OFFSET ^ c) * _FNV_PRIME)
+            nt += 1
+        else:
+            h = (h ^ c) * _FNV_PRIME
+    if split == 1:
+        if m > start:
+            toff[nt] = start
+            tlen[nt] = m - start
+            th[nt] = _mix(h)
+            nt += 1
+    elif split == 0:
+        toff[nt] = 0     # the whole (possibly empty) string is one token
+        tlen[nt] = m
+        th[nt] = _mix(h)
+        nt += 1
+    self.ncps = m
+    self.ntok = nt
+
 
 
 cdef int _grow_same(void** p, Py_ssize_t cap, size_t item) except -1:
@@ -585,17 +664,25 @@ def count_docs(Scanner sc, Table table, list docs, bint pretok, bint want_df):
     when ``want_df``); ``table.ndocs`` grows by ``len(docs)``."""
     cdef Py_ssize_t d, i, e, nd = len(docs)
     cdef int64_t docno
+    cdef Entry* en
+    cdef Py_ssize_t* io
+    cdef Py_ssize_t* il
+    cdef uint64_t* ih
     for d in range(nd):
         if d % _POLL == _POLL - 1:
             PyErr_CheckSignals()
         sc.scan(docs[d], pretok)
         docno = table.ndocs + d
-        for i in range(sc.nitem):
-            e = table.add(sc.ihash[i], sc.cps + sc.ioff[i], sc.ilen[i])
-            table.cnt[e] += 1
-            if want_df and table.last[e] != docno:
-                table.last[e] = docno
-                table.df[e] += 1
+        io = sc.item_off()
+        il = sc.item_len()
+        ih = sc.item_hash()
+        for i in range(sc.n_items()):
+            e = table.add(ih[i], sc.cps + io[i], il[i])
+            en = &table.ent[e]
+            en.cnt += 1
+            if want_df and en.last != docno:
+                en.last = docno
+                en.df += 1
     table.ndocs += nd
     return nd
 
@@ -612,24 +699,31 @@ def lookup_docs(Scanner sc, Table vocab, list docs, bint pretok, int64_t oov_sta
     cdef int64_t[::1] off = offsets
     cdef int64_t* ids = NULL
     cdef int64_t v
-    cdef Py_ssize_t r
+    cdef Py_ssize_t r, ni
+    cdef Py_ssize_t* io
+    cdef Py_ssize_t* il
+    cdef uint64_t* ih
     try:
         off[0] = 0
         for d in range(nd):
             if d % _POLL == _POLL - 1:
                 PyErr_CheckSignals()
             sc.scan(docs[d], pretok)
-            _grow(<void**>&ids, &cap, total + sc.nitem, sizeof(int64_t))
-            for i in range(sc.nitem):
-                r = vocab.find(sc.ihash[i], sc.cps + sc.ioff[i], sc.ilen[i])
+            ni = sc.n_items()
+            _grow(<void**>&ids, &cap, total + ni, sizeof(int64_t))
+            io = sc.item_off()
+            il = sc.item_len()
+            ih = sc.item_hash()
+            for i in range(ni):
+                r = vocab.find(ih[i], sc.cps + io[i], il[i])
                 if r >= 0:
-                    v = vocab.value[r]
+                    v = vocab.ent[r].value
                 elif num_oov == 1:
                     v = oov_start
                 elif num_oov > 1:
                     v = oov_start + <int64_t>(sc.bucket_hash(i) % <uint64_t>num_oov)
                 else:
-                    return None, (d, PyUnicode_FromKindAndData(4, sc.cps + sc.ioff[i], sc.ilen[i]))
+                    return None, (d, PyUnicode_FromKindAndData(4, sc.cps + io[i], il[i]))
                 ids[total] = v
                 total += 1
             off[d + 1] = total
@@ -670,3 +764,32 @@ def fill_counts(const int64_t[::1] ids, const int64_t[::1] offsets, int64_t[:, :
                         out[d, v] = 1
                     else:
                         out[d, v] += 1
+
+
+def fill_tfidf(const int64_t[::1] ids, const int64_t[::1] offsets, const float[::1] idf,
+               float[:, ::1] out):
+    """Row ``d`` of ``out`` (zeros) gets ``float32(count) * idf[id]`` for each id of
+    document ``d`` (Keras casts the count to float32, then multiplies); ids outside
+    ``[0, out.shape[1])`` (the mask) are skipped."""
+    cdef Py_ssize_t nd = out.shape[0], w = out.shape[1], d, j
+    cdef int64_t v
+    if idf.shape[0] < w:
+        raise ValueError("idf weights shorter than the output width")
+    # Counts of the current row only; each is reset after it is written out, so the
+    # scratch costs O(tokens) per row, not O(width).
+    cdef int64_t* cnt = <int64_t*>PyMem_Malloc(max(w, 1) * sizeof(int64_t))
+    if cnt == NULL:
+        raise MemoryError()
+    memset(cnt, 0, max(w, 1) * sizeof(int64_t))
+    with nogil:
+        for d in range(nd):
+            for j in range(offsets[d], offsets[d + 1]):
+                v = ids[j]
+                if 0 <= v < w:
+                    cnt[v] += 1
+            for j in range(offsets[d], offsets[d + 1]):
+                v = ids[j]
+                if 0 <= v < w and cnt[v]:
+                    out[d, v] = (<float>cnt[v]) * idf[v]
+                    cnt[v] = 0
+    PyMem_Free(cnt)
