@@ -858,17 +858,20 @@ class TextVectorization(_Lookup):
     def _documents(self, data: Any, what: str) -> tuple:
         """(docs, pretok, ndim): the documents of a batch (standardized/split by
         the callables when those are given) and the rank of the input."""
-        arr = _as_strings(data, self.encoding, what)
-        ndim = arr.ndim
-        scalar = ndim == 0
-        if arr.ndim > 1:
-            if arr.ndim == 2 and arr.shape[-1] == 1:
-                arr = arr[:, 0]
-            else:
-                raise ValueError("When using `TextVectorization` to tokenize strings, the "
-                                 "input rank must be 1 or the last shape dimension must be "
-                                 f"1. Received: inputs.shape={arr.shape} with rank={arr.ndim}")
-        docs = [arr[()]] if scalar else arr.tolist()
+        if type(data) is list and _textvec.all_str(data):
+            docs, ndim = data, 1     # the common case, without a numpy round trip
+        else:
+            arr = _as_strings(data, self.encoding, what)
+            ndim = arr.ndim
+            if arr.ndim > 1:
+                if arr.ndim == 2 and arr.shape[-1] == 1:
+                    arr = arr[:, 0]
+                else:
+                    raise ValueError("When using `TextVectorization` to tokenize strings, "
+                                     "the input rank must be 1 or the last shape dimension "
+                                     f"must be 1. Received: inputs.shape={arr.shape} with "
+                                     f"rank={arr.ndim}")
+            docs = [arr[()]] if ndim == 0 else arr.tolist()
         pretok = False
         if callable(self._standardize):
             docs = [_call_str(self._standardize, d, "standardize") for d in docs]

@@ -14,7 +14,7 @@ cimport cython
 import numpy as _np
 from cpython.object cimport PyObject
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcmp, memcpy, memset
 
 cdef extern from "Python.h":
@@ -130,7 +130,6 @@ cdef extern from *:
 
 
 cdef uint64_t _FNV_OFFSET = 14695981039346656037ULL
-cdef uint64_t _FNV_PRIME = 1099511628211ULL
 # Documents between two PyErr_CheckSignals (Ctrl-C within well under a second).
 cdef Py_ssize_t _POLL = 2048
 
@@ -144,11 +143,17 @@ cdef inline uint64_t _mix(uint64_t h) noexcept nogil:
     return h
 
 
+cdef inline uint64_t _step(uint64_t h, uint32_t c) noexcept nogil:
+    # Rotate-xor: two one-cycle operations per code point (a multiply per code point
+    # made the scan latency-bound); _mix at the end of a token does the spreading.
+    return ((h << 11) | (h >> 53)) ^ c
+
+
 cdef inline uint64_t _hash_cps(const uint32_t* s, Py_ssize_t n) noexcept nogil:
     cdef uint64_t h = _FNV_OFFSET
     cdef Py_ssize_t i
     for i in range(n):
-        h = (h ^ s[i]) * _FNV_PRIME
+        h = _step(h, s[i])
     return _mix(h)
 
 
@@ -195,22 +200,19 @@ _init_tables()
 
 
 cdef struct Entry:
-    # One cache line per entry: everything a count or a lookup touches.
+    # Half a cache line: what a count or a lookup touches.  Document counts (tf_idf
+    # only) live in their own arrays.
     Py_ssize_t off
     Py_ssize_t length
-    uint64_t hash
     int64_t cnt
-    int64_t df
-    int64_t last
     int64_t value
-    int64_t pad
 
 
 cdef struct Slot:
-    # The hash sits in the slot so that a probe rejects other keys without
-    # touching their entry.
-    uint64_t hash
-    Py_ssize_t entry
+    # 8 bytes: the top bits of the hash reject other keys without touching their
+    # entry; the entry number (or -1 when free).
+    uint32_t tag
+    int32_t entry
 
 
 @cython.final
@@ -220,6 +222,9 @@ cdef class Table:
     cdef uint32_t* arena
     cdef Py_ssize_t alen, acap
     cdef Entry* ent
+    cdef uint64_t* hashes
+    cdef int64_t* df
+    cdef int64_t* last
     cdef Py_ssize_t n, ecap
     cdef Slot* slots
     cdef Py_ssize_t nslots
@@ -235,22 +240,26 @@ cdef class Table:
     def __dealloc__(self):
         PyMem_Free(self.arena)
         PyMem_Free(self.ent)
+        PyMem_Free(self.hashes)
+        PyMem_Free(self.df)
+        PyMem_Free(self.last)
         PyMem_Free(self.slots)
 
     def __len__(self):
         return self.n
 
-    cdef inline Py_ssize_t find(self, uint64_t h, const uint32_t* s, Py_ssize_t L) noexcept:
+    cdef inline Py_ssize_t find(self, uint64_t h, const uint32_t* s, Py_ssize_t L) noexcept nogil:
         """Entry of the token, or ``-1 - free slot``."""
         cdef Py_ssize_t m = self.nslots - 1
         cdef Py_ssize_t i = <Py_ssize_t>(h & <uint64_t>m)
+        cdef uint32_t tag = <uint32_t>(h >> 32)
         cdef Py_ssize_t e
         cdef Entry* en
         while True:
             e = self.slots[i].entry
             if e < 0:
                 return -1 - i
-            if self.slots[i].hash == h:
+            if self.slots[i].tag == tag:
                 en = &self.ent[e]
                 if en.length == L and _same_cps(self.arena + en.off, s, L):
                     return e
@@ -263,11 +272,11 @@ cdef class Table:
             raise MemoryError()
         memset(sl, 0xff, ns * sizeof(Slot))
         for e in range(self.n):
-            i = <Py_ssize_t>(self.ent[e].hash & <uint64_t>(ns - 1))
+            i = <Py_ssize_t>(self.hashes[e] & <uint64_t>(ns - 1))
             while sl[i].entry >= 0:
                 i = (i + 1) & (ns - 1)
-            sl[i].hash = self.ent[e].hash
-            sl[i].entry = e
+            sl[i].tag = <uint32_t>(self.hashes[e] >> 32)
+            sl[i].entry = <int32_t>e
         PyMem_Free(self.slots)
         self.slots = sl
         self.nslots = ns
@@ -275,28 +284,34 @@ cdef class Table:
 
     cdef Py_ssize_t add(self, uint64_t h, const uint32_t* s, Py_ssize_t L) except -1:
         """Entry of the token, inserted (counts 0) if new."""
-        cdef Py_ssize_t r = self.find(h, s, L), e
+        cdef Py_ssize_t r = self.find(h, s, L), e, cap
         if r >= 0:
             return r
+        if self.n >= 0x7FFFFFFE:
+            raise MemoryError("more than 2**31 distinct tokens")
         if 2 * (self.n + 1) > self.nslots:
             self._rehash()
             r = self.find(h, s, L)
         e = self.n
         if e >= self.ecap:
+            cap = self.ecap
             _grow(<void**>&self.ent, &self.ecap, e + 1, sizeof(Entry))
+            _grow_same(<void**>&self.hashes, self.ecap, sizeof(uint64_t))
+            _grow_same(<void**>&self.df, self.ecap, sizeof(int64_t))
+            _grow_same(<void**>&self.last, self.ecap, sizeof(int64_t))
         _grow(<void**>&self.arena, &self.acap, self.alen + L, sizeof(uint32_t))
         memcpy(self.arena + self.alen, s, L * sizeof(uint32_t))
         cdef Entry* en = &self.ent[e]
         en.off = self.alen
         en.length = L
-        en.hash = h
         en.cnt = 0
-        en.df = 0
-        en.last = -1
         en.value = e
+        self.hashes[e] = h
+        self.df[e] = 0
+        self.last[e] = -1
         self.alen += L
-        self.slots[-1 - r].hash = h
-        self.slots[-1 - r].entry = e
+        self.slots[-1 - r].tag = <uint32_t>(h >> 32)
+        self.slots[-1 - r].entry = <int32_t>e
         self.n = e + 1
         return e
 
@@ -356,7 +371,7 @@ cdef class Table:
         cdef Py_ssize_t e
         for e in range(self.n):
             cv[e] = self.ent[e].cnt
-            dv[e] = self.ent[e].df
+            dv[e] = self.df[e]
         return c, d
 
     def set_value(self, Py_ssize_t e, int64_t v):
@@ -626,10 +641,10 @@ cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept:
         if split == 2:
             toff[nt] = m - 1
             tlen[nt] = 1
-            th[nt] = _mix((_FNV_OFFSET ^ c) * _FNV_PRIME)
+            th[nt] = _mix(_step(_FNV_OFFSET, c))
             nt += 1
         else:
-            h = (h ^ c) * _FNV_PRIME
+            h = _step(h, c)
     if split == 1:
         if m > start:
             toff[nt] = start
@@ -678,13 +693,21 @@ def count_docs(Scanner sc, Table table, list docs, bint pretok, bint want_df):
         ih = sc.item_hash()
         for i in range(sc.n_items()):
             e = table.add(ih[i], sc.cps + io[i], il[i])
-            en = &table.ent[e]
-            en.cnt += 1
-            if want_df and en.last != docno:
-                en.last = docno
-                en.df += 1
+            table.ent[e].cnt += 1
+            if want_df and table.last[e] != docno:
+                table.last[e] = docno
+                table.df[e] += 1
     table.ndocs += nd
     return nd
+
+
+def all_str(list docs):
+    """True when every item is an exact ``str`` (the common case, checked fast)."""
+    cdef Py_ssize_t i
+    for i in range(len(docs)):
+        if type(docs[i]) is not str:
+            return False
+    return True
 
 
 def lookup_docs(Scanner sc, Table vocab, list docs, bint pretok, int64_t oov_start,
