@@ -373,3 +373,17 @@ def test_errors_match_keras_types():
             KTV(**cfg)
         with pytest.raises(type(ke.value)):
             fe.TextVectorization(**cfg)
+
+
+def test_parallel_adapt_matches_keras(threads):
+    # Enough documents for the multi-threaded count (>= 4096 per batch).
+    docs = (REAL * 4)[:5000] + TRAIN
+    k = KTV(max_tokens=300, output_mode="tf_idf")
+    k.adapt(docs)
+    for n in (1, 2, 3):
+        threads(n)
+        f = fe.TextVectorization(max_tokens=300, output_mode="tf_idf")
+        f.adapt(docs)
+        assert f.get_vocabulary() == [str(t) for t in k.get_vocabulary()], n
+        w_k = k._lookup_layer.idf_weights.numpy()
+        np.testing.assert_array_equal(f._idf[1:], w_k[1:])

@@ -708,7 +708,7 @@ def _adapt(layer: "_Lookup", data: Any, steps, batch_size, verbose) -> None:
             if steps is not None and i >= steps:
                 break
             docs, pretok = layer._docs_for_adapt(batch, True)
-            _textvec.count_docs(layer._scanner, counter, docs, pretok, want_df)
+            _count(layer, counter, docs, pretok, want_df)
     else:
         docs, pretok = layer._docs_for_adapt(data, False)
         step = int(batch_size) if batch_size else 65536
@@ -716,8 +716,24 @@ def _adapt(layer: "_Lookup", data: Any, steps, batch_size, verbose) -> None:
             raise ValueError(f"`batch_size` must be positive; got {batch_size}")
         chunks = range(0, len(docs), step)
         for a in _progress(chunks, verbose, len(chunks), f"adapt {layer.name}"):
-            _textvec.count_docs(layer._scanner, counter, docs[a:a + step], pretok, want_df)
+            _count(layer, counter, docs[a:a + step], pretok, want_df)
     layer._finalize(counter)
+
+
+# Below this many documents a batch is counted on the calling thread alone.
+_PARALLEL_MIN_DOCS = 4096
+
+
+def _count(layer: "_Lookup", counter, docs: list, pretok: bool, want_df: bool) -> None:
+    from ._core import get_num_threads
+
+    nthreads = get_num_threads()
+    if (nthreads > 1 and not pretok and len(docs) >= _PARALLEL_MIN_DOCS
+            and _textvec.all_str(docs)):
+        _textvec.count_docs_parallel(layer._scanner, counter, docs, want_df, nthreads,
+                                     layer._make_scanner)
+    else:
+        _textvec.count_docs(layer._scanner, counter, docs, pretok, want_df)
 
 
 class TextVectorization(_Lookup):

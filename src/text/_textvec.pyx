@@ -13,14 +13,14 @@ output modes; this module only counts and looks up.
 cimport cython
 import numpy as _np
 from cpython.object cimport PyObject
-from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from libc.stdlib cimport malloc as PyMem_Malloc, realloc as PyMem_Realloc, free as PyMem_Free
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcmp, memcpy, memset
 
 cdef extern from "Python.h":
-    Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o)
-    unsigned int PyUnicode_KIND(PyObject* o)
-    void* PyUnicode_DATA(PyObject* o)
+    Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o) nogil
+    unsigned int PyUnicode_KIND(PyObject* o) nogil
+    void* PyUnicode_DATA(PyObject* o) nogil
     uint32_t PyUnicode_READ(unsigned int kind, const void* data, Py_ssize_t i)
     object PyUnicode_FromKindAndData(int kind, const void* buffer, Py_ssize_t size)
     bint PyUnicode_Check(PyObject* o)
@@ -168,13 +168,14 @@ cdef inline bint _same_cps(const uint32_t* a, const uint32_t* b, Py_ssize_t n) n
     return True
 
 
-cdef int _grow(void** p, Py_ssize_t* cap, Py_ssize_t need, size_t item) except -1:
+cdef int _grow(void** p, Py_ssize_t* cap, Py_ssize_t need, size_t item) except -1 nogil:
     if need <= cap[0]:
         return 0
     cdef Py_ssize_t c = max(need, 2 * cap[0], 256)
     cdef void* a = PyMem_Realloc(p[0], c * item)
     if a == NULL:
-        raise MemoryError()
+        with gil:
+            raise MemoryError()
     p[0] = a
     cap[0] = c
     return 0
@@ -265,11 +266,12 @@ cdef class Table:
                     return e
             i = (i + 1) & m
 
-    cdef int _rehash(self) except -1:
+    cdef int _rehash(self) except -1 nogil:
         cdef Py_ssize_t ns = self.nslots * 2, e, i
         cdef Slot* sl = <Slot*>PyMem_Malloc(ns * sizeof(Slot))
         if sl == NULL:
-            raise MemoryError()
+            with gil:
+                raise MemoryError()
         memset(sl, 0xff, ns * sizeof(Slot))
         for e in range(self.n):
             i = <Py_ssize_t>(self.hashes[e] & <uint64_t>(ns - 1))
@@ -282,13 +284,14 @@ cdef class Table:
         self.nslots = ns
         return 0
 
-    cdef Py_ssize_t add(self, uint64_t h, const uint32_t* s, Py_ssize_t L) except -1:
+    cdef Py_ssize_t add(self, uint64_t h, const uint32_t* s, Py_ssize_t L) except -1 nogil:
         """Entry of the token, inserted (counts 0) if new."""
         cdef Py_ssize_t r = self.find(h, s, L), e, cap
         if r >= 0:
             return r
         if self.n >= 0x7FFFFFFE:
-            raise MemoryError("more than 2**31 distinct tokens")
+            with gil:
+                raise MemoryError("more than 2**31 distinct tokens")
         if 2 * (self.n + 1) > self.nslots:
             self._rehash()
             r = self.find(h, s, L)
@@ -446,7 +449,7 @@ cdef class Scanner:
         PyMem_Free(self.ihash)
         PyMem_Free(self.u8)
 
-    cdef int _reserve_tokens(self, Py_ssize_t need) except -1:
+    cdef int _reserve_tokens(self, Py_ssize_t need) except -1 nogil:
         if need <= self.tcap:
             return 0
         _grow(<void**>&self.toff, &self.tcap, need, sizeof(Py_ssize_t))
@@ -454,7 +457,7 @@ cdef class Scanner:
         _grow_same(<void**>&self.thash, self.tcap, sizeof(uint64_t))
         return 0
 
-    cdef inline int _tok(self, Py_ssize_t off, Py_ssize_t L) except -1:
+    cdef inline int _tok(self, Py_ssize_t off, Py_ssize_t L) except -1 nogil:
         if self.ntok >= self.tcap:
             self._reserve_tokens(self.ntok + 1)
         self.toff[self.ntok] = off
@@ -463,7 +466,7 @@ cdef class Scanner:
         self.ntok += 1
         return 0
 
-    cdef inline int _item(self, Py_ssize_t off, Py_ssize_t L, uint64_t h) except -1:
+    cdef inline int _item(self, Py_ssize_t off, Py_ssize_t L, uint64_t h) except -1 nogil:
         if self.nitem >= self.icap:
             _grow(<void**>&self.ioff, &self.icap, self.nitem + 1, sizeof(Py_ssize_t))
             _grow_same(<void**>&self.ilen, self.icap, sizeof(Py_ssize_t))
@@ -474,7 +477,7 @@ cdef class Scanner:
         self.nitem += 1
         return 0
 
-    cdef int scan_text(self, PyObject* doc) except -1:
+    cdef int scan_text(self, PyObject* doc) except -1 nogil:
         """Standardize and split one str into tokens (spans of ``cps``)."""
         cdef Py_ssize_t n = PyUnicode_GET_LENGTH(doc)
         cdef unsigned int kind = PyUnicode_KIND(doc)
@@ -513,7 +516,7 @@ cdef class Scanner:
             self.ncps += L
         return 0
 
-    cdef int make_items(self) except -1:
+    cdef int make_items(self) except -1 nogil:
         """Tokens, or their n-grams (widths in the given order, tokens joined by
         one space, none when a document is shorter than the width)."""
         cdef Py_ssize_t k, w, i, j, L, off, base
@@ -572,16 +575,16 @@ cdef class Scanner:
                 m += 4
         return fe_fingerprint64(self.u8, m)
 
-    cdef inline Py_ssize_t n_items(self) noexcept:
+    cdef inline Py_ssize_t n_items(self) noexcept nogil:
         return self.nitem if self.nwidths else self.ntok
 
-    cdef inline Py_ssize_t* item_off(self) noexcept:
+    cdef inline Py_ssize_t* item_off(self) noexcept nogil:
         return self.ioff if self.nwidths else self.toff
 
-    cdef inline Py_ssize_t* item_len(self) noexcept:
+    cdef inline Py_ssize_t* item_len(self) noexcept nogil:
         return self.ilen if self.nwidths else self.tlen
 
-    cdef inline uint64_t* item_hash(self) noexcept:
+    cdef inline uint64_t* item_hash(self) noexcept nogil:
         return self.ihash if self.nwidths else self.thash
 
     cdef int scan(self, object doc, bint pretok) except -1:
@@ -607,7 +610,7 @@ cdef class Scanner:
         return out
 
 
-cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept:
+cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept nogil:
     # Buffers hold n + 1 code points and tokens (reserved by the caller), so the
     # loop does no checks; counters live in locals, written back at the end.
     cdef uint32_t* out = self.cps
@@ -661,10 +664,11 @@ cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept:
 
 
 
-cdef int _grow_same(void** p, Py_ssize_t cap, size_t item) except -1:
+cdef int _grow_same(void** p, Py_ssize_t cap, size_t item) except -1 nogil:
     cdef void* a = PyMem_Realloc(p[0], cap * item)
     if a == NULL:
-        raise MemoryError()
+        with gil:
+            raise MemoryError()
     p[0] = a
     return 0
 
@@ -672,6 +676,120 @@ cdef int _grow_same(void** p, Py_ssize_t cap, size_t item) except -1:
 def fingerprint64(bytes b):
     """FarmHash Fingerprint64 of ``b`` (TensorFlow's ``to_hash_bucket_fast``)."""
     return fe_fingerprint64(<const uint8_t*><char*>b, len(b))
+
+
+cdef int _count_range(Scanner sc, Table table, PyObject** refs, Py_ssize_t a,
+                      Py_ssize_t b, int64_t docno0, bint want_df) except -1 nogil:
+    """count_docs over plain str documents refs[a:b], without the GIL."""
+    cdef Py_ssize_t d, i, e
+    cdef int64_t docno
+    cdef Py_ssize_t* io
+    cdef Py_ssize_t* il
+    cdef uint64_t* ih
+    for d in range(a, b):
+        sc.scan_text(refs[d])
+        sc.make_items()
+        docno = docno0 + d
+        io = sc.item_off()
+        il = sc.item_len()
+        ih = sc.item_hash()
+        for i in range(sc.n_items()):
+            e = table.add(ih[i], sc.cps + io[i], il[i])
+            table.ent[e].cnt += 1
+            if want_df and table.last[e] != docno:
+                table.last[e] = docno
+                table.df[e] += 1
+    return 0
+
+
+@cython.final
+cdef class _CountJob:
+    """One thread's share of a parallel count: its own scanner and table."""
+    cdef Scanner sc
+    cdef Table table
+    cdef PyObject** refs
+    cdef Py_ssize_t a, b
+    cdef int64_t docno0
+    cdef bint want_df
+
+    def run(self):
+        with nogil:
+            _count_range(self.sc, self.table, self.refs, self.a, self.b, self.docno0,
+                         self.want_df)
+
+
+cdef int _merge(Table into, Table src) except -1:
+    cdef Py_ssize_t e, t
+    for e in range(src.n):
+        t = into.add(src.hashes[e], src.arena + src.ent[e].off, src.ent[e].length)
+        into.ent[t].cnt += src.ent[e].cnt
+        into.df[t] += src.df[e]
+    return 0
+
+
+def count_docs_parallel(Scanner sc, Table table, list docs, bint want_df, int nthreads,
+                        scanner_factory):
+    """count_docs for a list of exact ``str`` documents on ``nthreads`` threads:
+    each counts a contiguous share (by characters) into its own table, without the
+    GIL; the tables are then merged into ``table``.  Counts, document counts and
+    ``ndocs`` are those of the serial count (the entries' order differs, which the
+    ranking does not look at)."""
+    import threading
+    cdef tuple keep = tuple(docs)   # holds the documents while the GIL is released
+    cdef Py_ssize_t nd = len(keep), d, k, total = 0, acc, start
+    cdef PyObject** refs = <PyObject**>PyMem_Malloc(max(nd, 1) * sizeof(PyObject*))
+    if refs == NULL:
+        raise MemoryError()
+    cdef _CountJob job
+    if nd == 0:
+        PyMem_Free(refs)
+        return 0
+    try:
+        for d in range(nd):
+            if type(keep[d]) is not str:
+                raise TypeError(f"expected str, got {type(keep[d]).__name__}")
+            refs[d] = <PyObject*>keep[d]
+            total += PyUnicode_GET_LENGTH(refs[d]) + 16
+        jobs = []
+        start = 0
+        acc = 0
+        k = 1
+        for d in range(nd):
+            acc += PyUnicode_GET_LENGTH(refs[d]) + 16
+            if acc * nthreads >= total * k or d == nd - 1:
+                job = _CountJob()
+                job.sc = sc if not jobs else scanner_factory()
+                job.table = table if not jobs else Table()
+                job.refs = refs
+                job.a = start
+                job.b = d + 1
+                job.docno0 = table.ndocs
+                job.want_df = want_df
+                jobs.append(job)
+                start = d + 1
+                k += 1
+        errors = []
+
+        def work(j):
+            try:
+                j.run()
+            except BaseException as ex:  # re-raised in the calling thread
+                errors.append(ex)
+
+        threads = [threading.Thread(target=work, args=(j,)) for j in jobs[1:]]
+        for t in threads:
+            t.start()
+        work(jobs[0])
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        for job in jobs[1:]:
+            _merge(table, job.table)
+        table.ndocs += nd
+        return nd
+    finally:
+        PyMem_Free(refs)
 
 
 def count_docs(Scanner sc, Table table, list docs, bint pretok, bint want_df):
