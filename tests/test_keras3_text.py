@@ -387,3 +387,21 @@ def test_parallel_adapt_matches_keras(threads):
         assert f.get_vocabulary() == [str(t) for t in k.get_vocabulary()], n
         w_k = k._lookup_layer.idf_weights.numpy()
         np.testing.assert_array_equal(f._idf[1:], w_k[1:])
+
+
+def test_readme_keras3_block_matches_keras():
+    from pathlib import Path
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    if not readme.exists():
+        pytest.skip("README.md not beside the tests")
+    block = readme.read_text().split("## Coming from Keras 3")[1].split("```python\n")[1]
+    env: dict = {}
+    exec(compile(block.split("```")[0], str(readme), "exec"), env)
+    docs = ["The cat sat on the mat.", "The dog ate my homework!"]
+    k = KTV(max_tokens=20000, output_sequence_length=8)
+    k.adapt(docs)
+    _same(env["ids"], _k(k(["the cat ate the homework"])))
+    kt = KTV(output_mode="tf_idf")
+    kt.adapt(docs)
+    _same(env["weights"], _k(kt(["the cat the cat"])), float_exact=False)
+    assert env["pooled"].shape == (1, 16)
