@@ -758,7 +758,9 @@ def count_docs_parallel(Scanner sc, Table table, list docs, bint want_df, int nt
             acc += PyUnicode_GET_LENGTH(refs[d]) + 16
             if acc * nthreads >= total * k or d == nd - 1:
                 job = _CountJob()
-                job.sc = sc if not jobs else scanner_factory()
+                # Every job gets its own scanner: the layer's own one may be used by
+                # another Python thread while this one runs without the GIL.
+                job.sc = scanner_factory()
                 job.table = table if not jobs else Table()
                 job.refs = refs
                 job.a = start
