@@ -204,3 +204,16 @@ def test_config_round_trip():
         assert clone.get_config()[key] == cfg[key]
     with pytest.raises(ValueError, match="Unrecognized"):
         fe.TextVectorization(bogus=1)
+
+
+def test_assets_round_trip(tmp_path):
+    layer = _adapted(output_mode="tf_idf")
+    layer.save_assets(tmp_path)
+    store: dict = {}
+    layer.save_own_variables(store)
+    assert (tmp_path / "vocabulary.txt").read_text(encoding="utf-8").split("\n") == \
+        layer.get_vocabulary()
+    other = fe.TextVectorization(output_mode="tf_idf", vocabulary_size=layer.vocabulary_size())
+    other.load_own_variables(store)   # Keras' order: variables, then assets
+    other.load_assets(tmp_path)
+    np.testing.assert_array_equal(other(["the cat zz"]), layer(["the cat zz"]))

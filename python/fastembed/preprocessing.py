@@ -525,6 +525,44 @@ class _Lookup:
             layer._restore(state["vocabulary"], state.get("idf_weights"))
         return layer
 
+    def save_own_variables(self, store: dict) -> None:
+        """Keras' variable hook: ``store["idf_weights"]`` in ``"tf_idf"`` mode."""
+        if self.output_mode == "tf_idf" and self._idf is not None:
+            store["idf_weights"] = self._idf.copy()
+
+    def load_own_variables(self, store: dict) -> None:
+        """Read what :meth:`save_own_variables` (or Keras) stored; call before
+        :meth:`load_assets`, as Keras does."""
+        if self.output_mode == "tf_idf":
+            idf = np.asarray(store["idf_weights"], dtype=np.float32)
+            if idf.ndim != 1:
+                raise ValueError(f"idf_weights must be 1-D; got shape {idf.shape}")
+            with deferred():
+                self._idf = idf
+
+    def save_assets(self, dir_path: Union[str, os.PathLike]) -> None:
+        """Keras' asset file: ``dir_path/vocabulary.txt``, one token per line
+        (special tokens included); nothing when the vocabulary was given to the
+        constructor (it is in the config)."""
+        if self.input_vocabulary is not None or self._tokens is None:
+            return
+        with open(os.path.join(os.fspath(dir_path), "vocabulary.txt"), "w",
+                  encoding="utf-8") as f:
+            f.write("\n".join(self.get_vocabulary()))
+
+    def load_assets(self, dir_path: Union[str, os.PathLike]) -> None:
+        """Read ``vocabulary.txt`` written by :meth:`save_assets` (or by Keras), keeping
+        the idf weights the layer has."""
+        if self.input_vocabulary is not None:
+            return
+        with open(os.path.join(os.fspath(dir_path), "vocabulary.txt"), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        while lines and lines[-1] == "":
+            lines.pop()
+        idf = self._idf.tolist() if self.output_mode == "tf_idf" and self._idf is not None \
+            else None
+        self._restore(lines, idf)
+
     def _restore(self, vocabulary, idf_weights) -> None:
         had = self._has_input_vocabulary
         frozen = self._frozen_vocab_size
