@@ -988,6 +988,10 @@ class TextVectorization(_Lookup):
             _textvec.fill_padded(ids, offsets, out)
             return out[0] if scalar else out
         if mode == "one_hot":
+            if self._split is None and not pretok:
+                # One token per document: Keras gives a dense (batch, depth) array.
+                out = self._one_hot(ids)
+                return out[0] if scalar else out
             rows = np.split(ids, offsets[1:-1]) if len(docs) else []
             out = [self._one_hot(r) for r in rows]
             return out[0] if scalar else out
