@@ -10,7 +10,6 @@ found by running Keras 3.15.1 + TensorFlow 2.21 is listed in ``docs/keras3_text.
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
