@@ -748,7 +748,8 @@ def _adapt(layer: "_Lookup", data: Any, steps, batch_size, verbose) -> None:
             _count(layer, counter, docs, pretok, want_df)
     else:
         docs, pretok = layer._docs_for_adapt(data, False)
-        step = int(batch_size) if batch_size else 65536
+        # Ctrl-C is seen between batches (the parallel count runs without the GIL).
+        step = int(batch_size) if batch_size else 16384
         if step <= 0:
             raise ValueError(f"`batch_size` must be positive; got {batch_size}")
         chunks = range(0, len(docs), step)

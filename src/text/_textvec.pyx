@@ -781,9 +781,21 @@ def count_docs_parallel(Scanner sc, Table table, list docs, bint want_df, int nt
         threads = [threading.Thread(target=work, args=(j,)) for j in jobs[1:]]
         for t in threads:
             t.start()
-        work(jobs[0])
-        for t in threads:
-            t.join()
+        interrupted = False
+        try:
+            work(jobs[0])
+        finally:
+            # The workers read `refs` and the documents: they must be done before
+            # those are freed, even when Ctrl-C interrupts a join.
+            for t in threads:
+                while True:
+                    try:
+                        t.join()
+                        break
+                    except KeyboardInterrupt:
+                        interrupted = True
+        if interrupted:
+            raise KeyboardInterrupt
         if errors:
             raise errors[0]
         for job in jobs[1:]:
