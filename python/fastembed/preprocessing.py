@@ -360,9 +360,6 @@ class _Lookup:
                 self._frozen_vocab_size = new_size
 
     # ---- adapt ---------------------------------------------------------------
-    def _new_counter(self):
-        return _textvec.Table()
-
     def _finalize(self, counter) -> None:
         """Keras' ``finalize_state``: rank by count, ties by token descending."""
         if self._has_input_vocabulary or len(counter) == 0:
@@ -735,8 +732,7 @@ def _adapt(layer: "_Lookup", data: Any, steps, batch_size, verbose) -> None:
     if layer._has_input_vocabulary:
         raise ValueError(f"Cannot adapt layer '{layer.name}' after setting a static "
                          "vocabulary via `vocabulary` argument or `set_vocabulary()` method.")
-    counter = layer._new_counter()
-    want_df = layer.output_mode == "tf_idf"
+    counting = _Counting(layer)
     if _is_batch_stream(data):
         total = steps
         if total is None and hasattr(data, "__len__"):
@@ -744,8 +740,7 @@ def _adapt(layer: "_Lookup", data: Any, steps, batch_size, verbose) -> None:
         for i, batch in enumerate(_progress(data, verbose, total, f"adapt {layer.name}")):
             if steps is not None and i >= steps:
                 break
-            docs, pretok = layer._docs_for_adapt(batch, True)
-            _count(layer, counter, docs, pretok, want_df)
+            counting.add(*layer._docs_for_adapt(batch, True))
     else:
         docs, pretok = layer._docs_for_adapt(data, False)
         # Ctrl-C is seen between batches (the parallel count runs without the GIL).
@@ -754,24 +749,45 @@ def _adapt(layer: "_Lookup", data: Any, steps, batch_size, verbose) -> None:
             raise ValueError(f"`batch_size` must be positive; got {batch_size}")
         chunks = range(0, len(docs), step)
         for a in _progress(chunks, verbose, len(chunks), f"adapt {layer.name}"):
-            _count(layer, counter, docs[a:a + step], pretok, want_df)
-    layer._finalize(counter)
+            counting.add(docs[a:a + step], pretok)
+    layer._finalize(counting.result())
 
 
 # Below this many documents a batch is counted on the calling thread alone.
 _PARALLEL_MIN_DOCS = 4096
 
 
-def _count(layer: "_Lookup", counter, docs: list, pretok: bool, want_df: bool) -> None:
-    from ._core import get_num_threads
+class _Counting:
+    """The counts of one adapt call: one table per thread, kept over all batches and
+    merged once at the end (merging per batch cost as much as the threads saved)."""
 
-    nthreads = get_num_threads()
-    if (nthreads > 1 and not pretok and len(docs) >= _PARALLEL_MIN_DOCS
-            and _textvec.all_str(docs)):
-        _textvec.count_docs_parallel(layer._scanner, counter, docs, want_df, nthreads,
-                                     layer._make_scanner)
-    else:
-        _textvec.count_docs(layer._scanner, counter, docs, pretok, want_df)
+    def __init__(self, layer: "_Lookup") -> None:
+        self.layer = layer
+        self.want_df = layer.output_mode == "tf_idf"
+        self.tables = [_textvec.Table()]
+        self.scanners: list = []
+
+    def add(self, docs: list, pretok: bool) -> None:
+        from ._core import get_num_threads
+
+        n = get_num_threads()
+        if n > 1 and not pretok and len(docs) >= _PARALLEL_MIN_DOCS and \
+                _textvec.all_str(docs):
+            while len(self.tables) < n:
+                self.tables.append(_textvec.Table())
+            while len(self.scanners) < n:
+                self.scanners.append(self.layer._make_scanner())
+            _textvec.count_docs_parallel(self.tables[:n], self.scanners[:n], docs,
+                                         self.want_df)
+        else:
+            _textvec.count_docs(self.layer._scanner, self.tables[0], docs, pretok,
+                                self.want_df)
+
+    def result(self):
+        main = self.tables[0]
+        for t in self.tables[1:]:
+            _textvec.merge_tables(main, t)
+        return main
 
 
 class TextVectorization(_Lookup):

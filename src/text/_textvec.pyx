@@ -727,14 +727,22 @@ cdef int _merge(Table into, Table src) except -1:
     return 0
 
 
-def count_docs_parallel(Scanner sc, Table table, list docs, bint want_df, int nthreads,
-                        scanner_factory):
-    """count_docs for a list of exact ``str`` documents on ``nthreads`` threads:
-    each counts a contiguous share (by characters) into its own table, without the
-    GIL; the tables are then merged into ``table``.  Counts, document counts and
-    ``ndocs`` are those of the serial count (the entries' order differs, which the
-    ranking does not look at)."""
+def merge_tables(Table into, Table src):
+    """Add the counts and document counts of ``src`` into ``into`` (not ``ndocs``)."""
+    _merge(into, src)
+
+
+def count_docs_parallel(list tables, list scanners, list docs, bint want_df):
+    """count_docs for a list of exact ``str`` documents on ``len(tables)`` threads:
+    thread k counts a contiguous share (by characters) into ``tables[k]`` with
+    ``scanners[k]``, without the GIL.  The caller keeps the tables over its batches
+    and merges them at the end (:func:`merge_tables`); ``tables[0].ndocs`` counts the
+    documents, which are numbered globally so that document counts stay exact."""
     import threading
+    cdef int nthreads = len(tables)
+    if nthreads < 1 or len(scanners) < nthreads:
+        raise ValueError("need one table and one scanner per thread")
+    cdef Table first = tables[0]
     cdef tuple keep = tuple(docs)   # holds the documents while the GIL is released
     cdef Py_ssize_t nd = len(keep), d, k, total = 0, acc, start
     cdef PyObject** refs = <PyObject**>PyMem_Malloc(max(nd, 1) * sizeof(PyObject*))
@@ -758,14 +766,14 @@ def count_docs_parallel(Scanner sc, Table table, list docs, bint want_df, int nt
             acc += PyUnicode_GET_LENGTH(refs[d]) + 16
             if acc * nthreads >= total * k or d == nd - 1:
                 job = _CountJob()
-                # Every job gets its own scanner: the layer's own one may be used by
-                # another Python thread while this one runs without the GIL.
-                job.sc = scanner_factory()
-                job.table = table if not jobs else Table()
+                # Scanners are private to the caller's adapt: the layer's own one may
+                # be used by another Python thread while these run without the GIL.
+                job.sc = scanners[len(jobs)]
+                job.table = tables[len(jobs)]
                 job.refs = refs
                 job.a = start
                 job.b = d + 1
-                job.docno0 = table.ndocs
+                job.docno0 = first.ndocs
                 job.want_df = want_df
                 jobs.append(job)
                 start = d + 1
@@ -798,9 +806,7 @@ def count_docs_parallel(Scanner sc, Table table, list docs, bint want_df, int nt
             raise KeyboardInterrupt
         if errors:
             raise errors[0]
-        for job in jobs[1:]:
-            _merge(table, job.table)
-        table.ndocs += nd
+        first.ndocs += nd
         return nd
     finally:
         PyMem_Free(refs)
