@@ -17,6 +17,8 @@ from .text import Tokenizer, text_to_word_sequence, tokenizer_from_json
 from .sequence import pad_sequences
 from .layers import Embedding, EmbeddingBag, SparseGradient
 from .vectors import WordVectors, build_embedding_matrix, embedding_coverage, load_vectors
+from .preprocessing import StringLookup, TextVectorization
+from ._keras_pickle import load_keras_tokenizer
 
 __all__ = [
     "__version__",
@@ -35,4 +37,7 @@ __all__ = [
     "load_vectors",
     "build_embedding_matrix",
     "embedding_coverage",
+    "TextVectorization",
+    "StringLookup",
+    "load_keras_tokenizer",
 ]
