@@ -245,8 +245,15 @@ inline int64_t checked_output(const std::vector<int64_t>& shape, int64_t itemsiz
   return n;
 }
 
-inline std::vector<int64_t> to_i64(const std::vector<py::ssize_t>& v) {
-  return std::vector<int64_t>(v.begin(), v.end());
+// The same check for ids.shape + (dim,), without building a shape on the way.
+inline void checked_rows_output(const Arr& ids, int64_t dim, int64_t itemsize) {
+  int64_t n, bytes;
+  if (__builtin_mul_overflow(ids.size(), dim, &n) ||
+      __builtin_mul_overflow(n, itemsize, &bytes)) {
+    std::vector<int64_t> s(ids.shape, ids.shape + ids.nd);
+    s.push_back(dim);
+    checked_output(s, itemsize);
+  }
 }
 
 // Ctrl-C for native calls that run with the GIL released.  Create it with the GIL held,
@@ -259,9 +266,10 @@ inline std::vector<int64_t> to_i64(const std::vector<py::ssize_t>& v) {
 // interrupted (as in pure Python).
 class SignalPoll {
  public:
+  // No clock read here: small calls, never polled, pay nothing for it.  The first poll
+  // (after a kernel's first piece of work, tens of ms into a long call) checks at once.
   explicit SignalPoll(std::chrono::milliseconds period = std::chrono::milliseconds(50))
-      : period_(period), owner_(std::this_thread::get_id()),
-        next_(std::chrono::steady_clock::now() + period) {}
+      : period_(period), owner_(std::this_thread::get_id()), next_() {}
   SignalPoll(const SignalPoll&) = delete;
   SignalPoll& operator=(const SignalPoll&) = delete;
 

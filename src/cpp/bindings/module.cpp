@@ -49,7 +49,7 @@ py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
   Arr ids = view(ids_o);
   std::vector<py::ssize_t> oshape = ids.shape_vec();
   oshape.push_back(table.dim(1));
-  checked_output(to_i64(oshape), table.itemsize());
+  checked_rows_output(ids, table.dim(1), table.itemsize());
 
   py::object out_o;
   bool given = !out_h.is_none();
