@@ -455,10 +455,12 @@ if outcome == "interrupted":
 else:
     assert (target == full).all()
 """
-    for delay in (0.05, 0.15):
+    for delay in (0.02, 0.08):
         res = run_interrupted(setup, "fe.ops.scatter_add(target, ids, values)", check,
                               delay=delay)
-        assert res["latency"] < BUDGET
+        assert res["outcome"] == "interrupted"
+        # The rest of the update runs first (~0.3 s here; more on a loaded machine).
+        assert res["latency"] < BUDGET + 2.0
 
 
 # ---------------------------------------------------------------------------------------------
