@@ -370,8 +370,10 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
     return -1;
   }
   constexpr int64_t kGrain = 1 << 16;
-  // Positions per piece between polls: each pass touches ~3 words per position.
-  constexpr int64_t kPiece = kPollBytes / 24;
+  // Positions per piece between polls: passes read at random (map lookups, bitmap
+  // marks), ~50-100 ns a position when the id range is large, so pieces are bounded by
+  // count, not bytes: ~20-50 ms each even then.
+  constexpr int64_t kPiece = int64_t(1) << 18;
   const int parts = plan_parts(n, kGrain);
   CoalesceScratch& scratch = thread_scratch();
   struct TrimAtExit {
@@ -477,7 +479,7 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
     auto& sorted = scratch.sorted;
     auto& merged = scratch.merged;
     sorted.assign(local.begin(), local.begin() + n);
-    constexpr int64_t kLeaf = int64_t(1) << 20;
+    constexpr int64_t kLeaf = int64_t(1) << 18;  // std::sort of a leaf: ~20 ms
     for (int64_t s = 0; s < n; s += kLeaf) {
       if (s > 0 && intr.poll()) return stop();
       std::sort(sorted.begin() + s, sorted.begin() + std::min(n, s + kLeaf));
@@ -498,7 +500,7 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
     const int64_t* loc = local.data();
     // A binary search per position, each step a likely cache miss (~1 us per position
     // for millions of unique ids): smaller pieces.
-    if (!for_pieces(n, kPiece / 32, plan_parts(n, 1 << 14), intr,
+    if (!for_pieces(n, kPiece / 4, plan_parts(n, 1 << 14), intr,
                     [&](int64_t b, int64_t e, int) {
                       for (int64_t i = b; i < e; ++i)
                         slot[i] = std::lower_bound(u, u + nu, loc[i]) - u;
@@ -532,9 +534,11 @@ bool coalesce_sum(const CoalescePlan& plan, const T* values, int64_t dim, T* out
   }
   // Positions per piece between polls (a piece reads its values rows and adds them to out
   // rows).  Pieces run one after the other, each row's additions stay in index order.
-  const int64_t piece =
-      std::max<int64_t>(2 * grain_rows(row_bytes),
-                        kPollBytes / std::max<int64_t>(1, mul_sat(row_bytes, 2) + 8));
+  // Bounded by count too: each position is a random read-modify-write of an out row.
+  const int64_t piece = std::max<int64_t>(
+      2 * grain_rows(row_bytes),
+      std::min<int64_t>(int64_t(1) << 18,
+                        kPollBytes / std::max<int64_t>(1, mul_sat(row_bytes, 2) + 8)));
   for (int64_t s0 = 0; s0 < n; s0 += piece) {
     if (s0 > 0 && intr.poll()) return false;
     const int64_t m = std::min(piece, n - s0);
