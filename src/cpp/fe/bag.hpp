@@ -189,8 +189,16 @@ FE_INLINE int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t d
             am[k] = take ? id : am[k];
           }
         } else {
-          for (int64_t k = 0; k < dim; ++k)
-            acc[k] = !(r[k] <= acc[k]) && acc[k] == acc[k] ? r[k] : acc[k];
+          // The same result: r > acc ? r : acc is a max instruction that keeps a NaN
+          // already in acc, and a blend takes a NaN from r.  NaN propagation costs a
+          // compare and a blend per vector: measured (one thread, AVX2, 20k bags of 20
+          // from a cached 1000 x 64 table) 2.4 -> 3.9 ms; with argmax 28 -> 10 ms (that
+          // form vectorizes better than the old one).  Tables that do not fit in cache
+          // are bound by memory either way.
+          for (int64_t k = 0; k < dim; ++k) {
+            const T m = r[k] > acc[k] ? r[k] : acc[k];
+            acc[k] = r[k] != r[k] ? r[k] : m;
+          }
         }
         ++count;
       } else if (W) {
