@@ -20,6 +20,9 @@ from fastembed import _bagops, _core
 from sigint_harness import BUDGET, assert_prompt_interrupt, run_interrupted
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# Set by .ci/asan.sh: ASan's allocator reports (instead of failing) requests over 1 TiB,
+# and its quarantine keeps freed blocks in the RSS.
+ASAN = bool(os.environ.get("FASTEMBED_ASAN"))
 
 # ---------------------------------------------------------------------------------------------
 # 1. Overlap checks compare memory spans
@@ -491,6 +494,8 @@ def test_gather_output_overflow_is_a_clean_value_error():
 def test_huge_shapes_class(op, dim_log2):
     """Every op given shapes whose element or byte products overflow (or nearly) gives a
     clean ValueError or MemoryError before touching memory, never a crash."""
+    if ASAN and dim_log2 == 40:
+        pytest.skip("outputs of ~2^48 bytes reach malloc, which ASan reports instead of failing")
     dim = 1 << dim_log2
     ok_errors = (ValueError, MemoryError, TypeError)
     try:
@@ -642,6 +647,8 @@ def work():
 
 
 def _run_rss_probe(body, n):
+    if ASAN:
+        pytest.skip("ASan's allocator and quarantine decide the RSS, not fastembed")
     r = subprocess.run([sys.executable, "-c", _RSS_PRELUDE.replace("{n}", str(n)) + body],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
