@@ -15,6 +15,7 @@ def scatter_add(target: NDArray[np.floating], ids: ArrayLike, values: ArrayLike,
                 scale: float = 1.0) -> None: ...
 def coalesce(ids: ArrayLike,
              values: NDArray[np.floating]) -> Tuple[NDArray[np.int64], NDArray[np.floating]]: ...
+def _coalesce_scratch_bytes() -> int: ...  # tests: scratch this thread keeps
 
 # embedding_bag (fastembed.ops.embedding_bag wraps it)
 def embedding_bag(table: NDArray[np.floating], ids: ArrayLike, offsets: Optional[ArrayLike] = None,
