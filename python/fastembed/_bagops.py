@@ -36,6 +36,18 @@ def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
     ndarray, shape (B, D), the table's dtype
         An empty bag (or one holding only masked ids) gives zeros.
 
+    Notes
+    -----
+    NaN and infinities follow numpy: sums and means propagate them, and ``max`` gives
+    NaN for an element when any row of the bag holds NaN there, whatever its position
+    (as ``np.max`` / ``torch.amax``; torch's own ``embedding_bag`` max does not). For
+    the backward pass, each output element's gradient goes to the first row of the bag
+    that supplied its maximum, or its NaN. ``+-inf`` are ordinary values; ties (``-0.0``
+    and ``0.0`` included) go to the first row reaching the maximum.
+
+    Ctrl-C stops a long call within about a second (between groups of bags; a single bag
+    is pooled whole) and raises ``KeyboardInterrupt``; nothing is returned.
+
     Raises
     ------
     IndexError
@@ -43,7 +55,8 @@ def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
     TypeError
         Float, bool or string ids; a non-float table; weights of another dtype.
     ValueError
-        Bad offsets (naming the position and value), wrong shapes, a bad mode.
+        Bad offsets (naming the position and value), wrong shapes, a bad mode, an output
+        too large for 64-bit sizes.
     """
     return _core.embedding_bag(table, ids, offsets, mode, per_sample_weights,
                                bool(mask_zero), False)[0]

@@ -9,6 +9,13 @@ values, out, offsets, per-sample weights, mode, scale.  Every call must either
   (scatter_add's target, gather's out), or
 - raise IndexError, TypeError or ValueError and leave every array argument byte-identical.
 
+Tables, values and weights may hold NaN, +-Inf and -0.0 (results then follow numpy: NaN
+propagates through sums and max pooling from any position), and `out` / `values` may be
+views into the memory of the table / target: a call whose output's memory span meets an
+input's must be refused with ValueError (np.may_share_memory is the oracle).
+New decoding steps come after the old ones (bytes past the end read as 0, which turns
+them off), so the seeds keep their meaning.
+
 Inputs that are plainly valid (a C-contiguous float table, integer ids in range, values
 of the right dtype and shape) must succeed.  Anything else (another exception type, a
 wrong result, a write on failure, a crash, a sanitizer report) is a finding.
@@ -188,6 +195,45 @@ def ids_in_range(vals, rows) -> bool:
     return all(0 <= v < rows for v in vals)
 
 
+SPECIALS = [np.nan, np.inf, -np.inf, -0.0]
+
+
+def sprinkle(r: ByteReader, *arrays) -> None:
+    """In place: NaN, +-Inf or -0.0 into a few elements of writeable float arrays."""
+    k = r.u8() % 4
+    for a in arrays:
+        if not (isinstance(a, np.ndarray) and a.dtype.kind == "f" and a.size
+                and a.flags.writeable):
+            continue
+        for _ in range(k):
+            a[np.unravel_index(r.int_in(0, a.size - 1), a.shape)] = r.pick(SPECIALS)
+
+
+def same(a, b) -> bool:
+    """Bit for bit, except that any two NaNs match (their payloads depend on operand order)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind != "f":
+        return a.tobytes() == b.tobytes()
+    ua = np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
+    ub = np.ascontiguousarray(b).view(f"u{b.dtype.itemsize}")
+    return bool(np.all((ua == ub) | (np.isnan(a) & np.isnan(b))))
+
+
+def window_into(r: ByteReader, base, shape):
+    """A C-contiguous view of `shape` at a byte-chosen element offset of `base`'s memory, or
+    None when it does not fit."""
+    if not (isinstance(base, np.ndarray) and base.flags.c_contiguous):
+        return None
+    n = int(np.prod(shape, dtype=np.int64))
+    flat = base.reshape(-1)
+    if n > flat.size:
+        return None
+    off = r.int_in(0, flat.size - n)
+    return flat[off:off + n].reshape(shape)
+
+
 # -- snapshots --------------------------------------------------------------------------------
 
 def snapshot(*objs):
@@ -212,13 +258,18 @@ def do_gather(r):
         oshape = shape + (dim,) if r.u8() % 4 else shape + (dim + 1,)
         out = np.full(oshape, 9, dtype=odt)
         out = _layout(r, out)
+    sprinkle(r, t)
+    if out is None and r.u8() % 3 == 1 and t.base is not None:
+        out = window_into(r, t.base, shape + (dim,))  # may overlap the table's span
+    shares = out is not None and np.may_share_memory(out, t)
     snap = snapshot(t, ids, out)
     try:
         got = fe.ops.gather(t, ids, out=out)
     except ALLOWED as exc:
         unchanged(snap)
         plain_out = out is None or (out.dtype == t.dtype and out.shape == shape + (dim,)
-                                    and out.flags.c_contiguous and out.flags.writeable)
+                                    and out.flags.c_contiguous and out.flags.writeable
+                                    and not shares)
         check(not (plain_table(t) and int_ids(ids) and ids_in_range(vals, rows) and plain_out),
               f"valid gather refused: {exc!r}")
         return
@@ -227,6 +278,7 @@ def do_gather(r):
     check(ids_in_range(vals, rows), f"gather accepted out-of-range ids {vals}")
     ref = np.asarray(t)[np.asarray(vals, dtype=np.int64).reshape(shape)]
     check(got.shape == shape + (dim,) and got.dtype == t.dtype, "gather: wrong shape/dtype")
+    check(not shares, "gather wrote into an out= overlapping the table")
     check(got.tobytes() == np.ascontiguousarray(ref).tobytes(), "gather: wrong values")
     if out is not None:
         check(got is out, "gather: out= was not returned")
@@ -238,14 +290,26 @@ def do_scatter(r):
     ids, vals, shape = make_ids(r, rows)
     values = make_values(r, shape + (dim,), t.dtype if t.dtype.kind == "f" else "f4")
     scale = r.pick([1.0, -1.0, 0.5, 2.0, 0.0])
+    sprinkle(r, t, values)
+    if r.u8() % 3 == 1 and plain_table(t) and t.flags.writeable:
+        # The target in the middle of a buffer, values a window anywhere in it.
+        vshape = shape + (dim,)
+        nv = int(np.prod(vshape, dtype=np.int64))
+        buf = np.zeros(t.size + 2 * nv + 2, t.dtype)
+        buf[nv + 1:nv + 1 + t.size] = t.reshape(-1)
+        t = buf[nv + 1:nv + 1 + t.size].reshape(t.shape)
+        w = window_into(r, buf, vshape)
+        values = w if w is not None else values
+    shares = isinstance(values, np.ndarray) and np.may_share_memory(values, t)
     snap = snapshot(t, ids, values)
     before = np.array(t, copy=True)
+    values_before = np.array(values, copy=True) if isinstance(values, np.ndarray) else values
     try:
         fe.ops.scatter_add(t, ids, values, scale)
     except ALLOWED as exc:
         unchanged(snap)
         vplain = (isinstance(values, np.ndarray) and values.dtype == t.dtype
-                  and values.shape == shape + (dim,))
+                  and values.shape == shape + (dim,) and not shares)
         check(not (plain_table(t) and t.flags.writeable and int_ids(ids)
                    and ids_in_range(vals, rows) and vplain),
               f"valid scatter_add refused: {exc!r}")
@@ -253,13 +317,15 @@ def do_scatter(r):
     check(plain_table(t) and t.flags.writeable, "scatter_add wrote into a bad target")
     check(ids_ok_kind(ids), f"scatter_add accepted ids of dtype {getattr(ids, 'dtype', None)}")
     check(ids_in_range(vals, rows), f"scatter_add accepted out-of-range ids {vals}")
-    v = np.asarray(values)
+    check(not shares, "scatter_add accepted values overlapping the target")
+    v = np.asarray(values_before)
     check(v.dtype == t.dtype or isinstance(values, list),
           f"scatter_add accepted {v.dtype} values for a {t.dtype} target")
     ref = before.copy()
-    np.add.at(ref, np.asarray(vals, dtype=np.int64).reshape(shape),
-              t.dtype.type(scale) * v.astype(t.dtype))
-    check(t.tobytes() == ref.tobytes(), "scatter_add: wrong result")
+    with np.errstate(invalid="ignore", over="ignore"):
+        np.add.at(ref, np.asarray(vals, dtype=np.int64).reshape(shape),
+                  t.dtype.type(scale) * v.astype(t.dtype))
+    check(same(t, ref), "scatter_add: wrong result")
     unchanged(snap, except_=(t,))
 
 
@@ -267,6 +333,7 @@ def do_coalesce(r):
     ids, vals, shape = make_ids(r, rows=1 << 40, nd=r.int_in(0, 2))
     dim = r.int_in(0, 4)
     values = make_values(r, shape + (dim,), r.pick(["f4", "f8"]))
+    sprinkle(r, values)
     snap = snapshot(ids, values)
     try:
         uniq, summed = fe.ops.coalesce(ids, values)
@@ -287,10 +354,10 @@ def do_coalesce(r):
     dim = v.shape[-1]  # coalesce takes the row width from the values
     v = v.reshape(int(np.prod(shape, dtype=np.int64)), dim)
     ref = np.zeros((u.size, dim), dtype=v.dtype)
-    np.add.at(ref, inv.reshape(-1), v)
+    with np.errstate(invalid="ignore", over="ignore"):
+        np.add.at(ref, inv.reshape(-1), v)
     check(uniq.dtype == np.int64 and np.array_equal(uniq, u), "coalesce: wrong ids")
-    check(summed.dtype == v.dtype and summed.tobytes() == ref.tobytes(),
-          "coalesce: wrong sums")
+    check(summed.dtype == v.dtype and same(summed, ref), "coalesce: wrong sums")
     unchanged(snap)
 
 
@@ -344,6 +411,7 @@ def do_bag(r):
         if isinstance(w, np.ndarray) and w.ndim and w.shape[-1] == 1:
             w = w[..., 0]
     mask_zero = r.boolean()
+    sprinkle(r, t, w)
     snap = snapshot(t, ids, offsets, w)
     try:
         got = fe.ops.embedding_bag(t, ids, offsets=offsets, mode=mode, per_sample_weights=w,
@@ -372,10 +440,13 @@ def do_bag(r):
     wf = None if w is None else np.asarray(w, dtype=np.float64).reshape(-1)
     check(wf is None or (np.shape(w) == np.shape(ids) and wf.size == flat.size),
           f"bag accepted per_sample_weights of shape {np.shape(w)} for ids {np.shape(ids)}")
-    ref = _bag_reference(t, flat, starts, n, mode, wf, mask_zero)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref = _bag_reference(t, flat, starts, n, mode, wf, mask_zero)
     check(got.shape == (len(starts), dim) and got.dtype == t.dtype, "bag: wrong shape/dtype")
     tol = 1e-5 if t.dtype == np.float32 else 1e-12
-    check(np.allclose(got, ref, rtol=tol, atol=tol * 10), f"bag: wrong values {got} vs {ref}")
+    with np.errstate(invalid="ignore", over="ignore"):
+        ok = np.allclose(got, ref, rtol=tol, atol=tol * 10, equal_nan=True)
+    check(ok, f"bag: wrong values {got} vs {ref}")
     unchanged(snap)
 
 

@@ -110,6 +110,7 @@ py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets
   const int64_t rows = table.dim(0), dim = table.dim(1), nb = a.lay.nbags;
   const int64_t stride = rows > 1 ? table.strides[0] / table.itemsize() : dim;
   std::vector<py::ssize_t> oshape{static_cast<py::ssize_t>(nb), static_cast<py::ssize_t>(dim)};
+  checked_output({nb, dim}, 8);  // out (itemsize <= 8) and argmax (int64)
   py::object out_o = table.dt == DType::F32 ? py::object(py::array_t<float>(oshape))
                                             : py::object(py::array_t<double>(oshape));
   py::object am_o = py::none();
@@ -120,6 +121,8 @@ py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets
     am_o = std::move(am_arr);
   }
   char* op = view(out_o).data;
+  SignalPoll sig;
+  const fe::Interrupt intr = sig.hook();
   int64_t bad;
   {
     py::gil_scoped_release nogil;
@@ -129,13 +132,14 @@ py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets
       return fe::bag_forward<T, I>(reinterpret_cast<const T*>(table.data), rows, dim, stride,
                                    reinterpret_cast<const I*>(a.ids.data), a.lay, a.mode,
                                    reinterpret_cast<const T*>(a.psw), a.mask,
-                                   reinterpret_cast<T*>(op), am);
+                                   reinterpret_cast<T*>(op), am, intr);
     };
     if (table.dt == DType::F32)
       bad = a.ids.dt == DType::I32 ? go(float{}, int32_t{}) : go(float{}, int64_t{});
     else
       bad = a.ids.dt == DType::I32 ? go(double{}, int32_t{}) : go(double{}, int64_t{});
   }
+  if (bad == fe::kInterrupted) raise_interrupted(sig);
   if (bad >= 0) raise_bad_id(a.ids, bad, rows);
   return py::make_tuple(out_o, am_o);
 }
@@ -168,6 +172,8 @@ py::tuple embedding_bag_backward(py::handle grad_h, py::handle ids_h, py::handle
   }
   int64_t bad = -1;
   py::object uniq_o, vals_o;
+  SignalPoll sig;
+  const fe::Interrupt intr = sig.hook();
   auto run = [&](auto t) {
     using T = decltype(t);
     fe::BagGrad<T> g;
@@ -177,25 +183,30 @@ py::tuple embedding_bag_backward(py::handle grad_h, py::handle ids_h, py::handle
         using I = decltype(i);
         return fe::bag_backward_plan<T, I>(dim, reinterpret_cast<const I*>(a.ids.data), a.lay,
                                            a.mode, reinterpret_cast<const T*>(a.psw), a.mask,
-                                           am, rows, g);
+                                           am, rows, g, intr);
       };
       bad = a.ids.dt == DType::I32 ? go(int32_t{}) : go(int64_t{});
     }
-    if (bad >= 0) return;
+    if (bad != -1) return;
     const py::ssize_t nu = static_cast<py::ssize_t>(g.plan.unique.size());
+    checked_output({nu, dim}, sizeof(T));
     py::array_t<int64_t> uniq(nu);
     if (nu) std::memcpy(uniq.mutable_data(), g.plan.unique.data(), sizeof(int64_t) * nu);
     py::array_t<T> vals({nu, static_cast<py::ssize_t>(dim)});  // every element is written
     T* out = vals.mutable_data();
+    bool done;
     {
       py::gil_scoped_release nogil;
-      fe::bag_backward_sum<T>(g, reinterpret_cast<const T*>(grad.data), dim, a.mode, out);
+      done = fe::bag_backward_sum<T>(g, reinterpret_cast<const T*>(grad.data), dim, a.mode,
+                                     out, intr);
     }
+    if (!done) bad = fe::kInterrupted;
     uniq_o = std::move(uniq);
     vals_o = std::move(vals);
   };
   if (grad.dt == DType::F32) run(float{});
   else run(double{});
+  if (bad == fe::kInterrupted) raise_interrupted(sig);
   if (bad >= 0) {
     if (a.mode == fe::BagMode::Max) raise_bad_id(view(am_o), bad, rows, "argmax");
     raise_bad_id(a.ids, bad, rows);

@@ -21,9 +21,9 @@ namespace fe_py {
 namespace {
 
 struct SparseRows {
-  std::vector<int64_t> ids;  // strictly increasing, in [0, rows)
-  std::vector<float> vf;     // summed rows when the input had duplicates / was unsorted
-  std::vector<double> vd;
+  fe::big_vector<int64_t> ids;  // strictly increasing, in [0, rows)
+  fe::big_vector<float> vf;  // summed rows when the input had duplicates / was unsorted
+  fe::big_vector<double> vd;
   py::object keep;           // the caller's values array, when used as is
   const void* vals = nullptr;
   int64_t rows = 0, dim = 0;
@@ -113,11 +113,15 @@ fe::OptHyper hyper(int kind, double lr, double momentum, double b1, double b2, d
 }
 
 // The slot arrays a method needs: same dtype and size as the variable, writeable, contiguous.
+// Every pair among the variable, the gradient (`grad`, when it is a caller's array) and
+// the slots is checked for overlapping memory spans: the update reads and writes them
+// element by element, so any overlap would corrupt them.
 void slot_ptrs(const fe::OptHyper& h, const Arr& var, py::handle s0_h, py::handle s1_h,
-               char** s0, char** s1) {
+               char** s0, char** s1, const Arr* grad = nullptr) {
   const int need = fe::opt_num_slots(h.kind);
   py::handle hs[2] = {s0_h, s1_h};
   char** out[2] = {s0, s1};
+  Arr seen[2];
   for (int i = 0; i < 2; ++i) {
     *out[i] = nullptr;
     if (i >= need) continue;
@@ -131,6 +135,10 @@ void slot_ptrs(const fe::OptHyper& h, const Arr& var, py::handle s0_h, py::handl
     if (!s.writeable() || !s.c_contiguous() || !s.aligned())
       throw py::value_error(name + " must be a writeable C-contiguous array");
     if (overlaps(s, var)) throw py::value_error(name + " must not overlap the variable");
+    if (grad && overlaps(s, *grad)) throw py::value_error(name + " must not overlap the gradient");
+    if (i == 1 && overlaps(s, seen[0]))
+      throw py::value_error("slot 1 must not overlap slot 0");
+    seen[i] = s;
     *out[i] = s.data;
   }
 }
@@ -143,7 +151,14 @@ void apply_sparse(const SparseRows& r, py::handle table_h, py::handle s0_h, py::
     throw py::value_error("the table changed shape or dtype since the gradient was prepared");
   const fe::OptHyper h = hyper(kind, lr, momentum, b1, b2, eps, step_size);
   char *s0, *s1;
-  slot_ptrs(h, t, s0_h, s1_h, &s0, &s1);
+  // The caller's values array, when the update reads it directly (prepare checked it
+  // against the table; the slots are checked here).
+  Arr kept;
+  if (!r.coalesced_here) {
+    kept = view(r.keep);
+    if (overlaps(kept, t)) throw py::value_error("values must not overlap the table");
+  }
+  slot_ptrs(h, t, s0_h, s1_h, &s0, &s1, r.coalesced_here ? nullptr : &kept);
   const int64_t k = static_cast<int64_t>(r.ids.size());
   py::gil_scoped_release nogil;
   auto go = [&](auto tag) {
@@ -181,7 +196,7 @@ void apply_dense(py::handle var_h, py::handle grad_h, py::handle s0_h, py::handl
   Arr g = view(g_o);
   const fe::OptHyper h = hyper(kind, lr, momentum, b1, b2, eps, step_size);
   char *s0, *s1;
-  slot_ptrs(h, var, s0_h, s1_h, &s0, &s1);
+  slot_ptrs(h, var, s0_h, s1_h, &s0, &s1, &g);
   const int64_t n = var.size();
   py::gil_scoped_release nogil;
   if (var.dt == DType::F32)

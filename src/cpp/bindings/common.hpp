@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <stdexcept>
 #include <cstdint>
 #include <string>
 #include <thread>
@@ -196,13 +197,56 @@ inline Arr writable_table(py::handle h, const char* what) {
   return t;
 }
 
+// The bytes an array's elements can occupy: [lo, hi) from the lowest to the highest
+// element its shape and strides reach (negative strides included), whether or not the
+// bytes in between belong to it.  Comparing these spans, not start pointers and sizes, is
+// what catches `out` placed between the rows of a row-strided table (issue 15).
+struct Span {
+  __int128 lo = 0, hi = 0;
+  bool empty = true;
+};
+
+inline Span span_of(const Arr& a) {
+  Span s;
+  const auto base = static_cast<__int128>(reinterpret_cast<uintptr_t>(a.data));
+  __int128 lo = 0, hi = 0;
+  for (int i = 0; i < a.nd; ++i) {
+    if (a.shape[i] == 0) return s;
+    const __int128 ext = static_cast<__int128>(a.shape[i] - 1) * a.strides[i];
+    if (ext < 0) lo += ext;
+    else hi += ext;
+  }
+  s.lo = base + lo;
+  s.hi = base + hi + a.itemsize();
+  s.empty = false;
+  return s;
+}
+
+// Whether two arrays' memory spans intersect (conservative: two interleaved views that
+// share no element still count; numpy's may_share_memory does the same).
 inline bool overlaps(const Arr& a, const Arr& b) {
-  // Conservative byte-range test over the arrays' extents (C-contiguous callers).
-  const char* a0 = a.data;
-  const char* a1 = a.data + a.size() * a.itemsize();
-  const char* b0 = b.data;
-  const char* b1 = b.data + b.size() * b.itemsize();
-  return a.size() > 0 && b.size() > 0 && a0 < b1 && b0 < a1;
+  const Span x = span_of(a), y = span_of(b);
+  return !x.empty && !y.empty && x.lo < y.hi && y.lo < x.hi;
+}
+
+// Checks that an output of `shape` with items of `itemsize` bytes has an element count
+// and a byte count that fit in a signed 64-bit size (numpy's limit too), before anything
+// is allocated; returns the element count.  Shapes come from user arrays that may be
+// stride tricks or sparse memory maps claiming huge sizes.
+inline int64_t checked_output(const std::vector<int64_t>& shape, int64_t itemsize,
+                              const char* what = "output") {
+  int64_t n = 1, bytes = 0;
+  bool ok = true;
+  for (int64_t d : shape) ok = ok && d >= 0 && !__builtin_mul_overflow(n, d, &n);
+  ok = ok && !__builtin_mul_overflow(n, itemsize, &bytes);
+  if (!ok)
+    throw py::value_error(std::string(what) + " of shape " + shape_str(shape) +
+                          " is too large: its size in bytes does not fit in 64 bits");
+  return n;
+}
+
+inline std::vector<int64_t> to_i64(const std::vector<py::ssize_t>& v) {
+  return std::vector<int64_t>(v.begin(), v.end());
 }
 
 // Ctrl-C for native calls that run with the GIL released.  Create it with the GIL held,
@@ -254,6 +298,12 @@ class SignalPoll {
   std::chrono::steady_clock::time_point next_;
   std::atomic<bool> stop_{false};
 };
+
+// After a kernel reported fe::kInterrupted: raises the pending KeyboardInterrupt.
+[[noreturn]] inline void raise_interrupted(SignalPoll& sig) {
+  sig.raise_if_set();
+  throw std::runtime_error("a native call stopped early without a pending signal");
+}
 
 // Python-side normalizers (fastembed._ids), imported on first use.
 py::object ids_normalizer();     // as_ids(ids) -> C-contiguous int32/int64 ndarray

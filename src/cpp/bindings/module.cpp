@@ -27,7 +27,8 @@ void init_vectors(py::module_& m);
 namespace {
 
 template <class T, class I>
-int64_t run_gather(const Arr& table, const Arr& ids, T* out, bool validate_first) {
+int64_t run_gather(const Arr& table, const Arr& ids, T* out, bool validate_first,
+                   const fe::Interrupt& intr) {
   const T* tp = reinterpret_cast<const T*>(table.data);
   const I* ip = reinterpret_cast<const I*>(ids.data);
   const int64_t rows = table.dim(0), dim = table.dim(1);
@@ -35,11 +36,12 @@ int64_t run_gather(const Arr& table, const Arr& ids, T* out, bool validate_first
   const int64_t n = ids.size();
   py::gil_scoped_release nogil;
   if (validate_first) {
-    int64_t bad = fe::find_bad_id(ip, n, rows);
-    if (bad >= 0) return bad;
+    int64_t bad = fe::find_bad_id(ip, n, rows, intr);
+    if (bad != -1) return bad;
   }
-  return fe::gather(tp, rows, dim, stride, ip, n, out);
+  return fe::gather(tp, rows, dim, stride, ip, n, out, intr);
 }
+
 
 py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
   Arr table = readable_table(table_h, "table");
@@ -47,6 +49,7 @@ py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
   Arr ids = view(ids_o);
   std::vector<py::ssize_t> oshape = ids.shape_vec();
   oshape.push_back(table.dim(1));
+  checked_output(to_i64(oshape), table.itemsize());
 
   py::object out_o;
   bool given = !out_h.is_none();
@@ -64,23 +67,29 @@ py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
     if (!o.writeable()) throw py::value_error("out is read-only");
     if (!o.c_contiguous() || !o.aligned())
       throw py::value_error("out must be C-contiguous and aligned");
-    if (overlaps(o, table)) throw py::value_error("out must not overlap the table");
+    if (overlaps(o, table))
+      throw py::value_error("out must not overlap the table's memory (it lies within the span "
+                            "of the table's rows, e.g. a view into the same buffer)");
+    if (overlaps(o, ids)) throw py::value_error("out must not overlap ids");
     out_o = py::reinterpret_borrow<py::object>(out_h);
   } else {
     out_o = table.dt == DType::F32 ? py::object(py::array_t<float>(oshape))
                                    : py::object(py::array_t<double>(oshape));
   }
   char* out_p = view(out_o).data;
+  SignalPoll sig;
+  const fe::Interrupt intr = sig.hook();
   int64_t bad;
   if (table.dt == DType::F32) {
-    bad = ids.dt == DType::I32
-              ? run_gather<float, int32_t>(table, ids, reinterpret_cast<float*>(out_p), given)
-              : run_gather<float, int64_t>(table, ids, reinterpret_cast<float*>(out_p), given);
+    auto* op = reinterpret_cast<float*>(out_p);
+    bad = ids.dt == DType::I32 ? run_gather<float, int32_t>(table, ids, op, given, intr)
+                               : run_gather<float, int64_t>(table, ids, op, given, intr);
   } else {
-    bad = ids.dt == DType::I32
-              ? run_gather<double, int32_t>(table, ids, reinterpret_cast<double*>(out_p), given)
-              : run_gather<double, int64_t>(table, ids, reinterpret_cast<double*>(out_p), given);
+    auto* op = reinterpret_cast<double*>(out_p);
+    bad = ids.dt == DType::I32 ? run_gather<double, int32_t>(table, ids, op, given, intr)
+                               : run_gather<double, int64_t>(table, ids, op, given, intr);
   }
+  if (bad == fe::kInterrupted) raise_interrupted(sig);
   if (bad >= 0) raise_bad_id(ids, bad, table.dim(0));
   return out_o;
 }
@@ -105,6 +114,7 @@ void scatter_add(py::handle target_h, py::handle ids_h, py::handle values_h, dou
   Arr values = view(values_o);
   check_values_shape(values, ids, target.dim(1), "values");
   if (overlaps(values, target)) throw py::value_error("values must not overlap the target");
+  if (overlaps(ids, target)) throw py::value_error("ids must not overlap the target");
   const int64_t rows = target.dim(0), dim = target.dim(1), n = ids.size();
   int64_t bad;
   {
@@ -131,13 +141,20 @@ void scatter_add(py::handle target_h, py::handle ids_h, py::handle values_h, dou
 py::object zeros_aligned(py::ssize_t rows, py::ssize_t dim, DType dt) {
   const char* name = dt == DType::F32 ? "float32" : "float64";
   const py::ssize_t item = dt == DType::F32 ? 4 : 8;
-  const py::ssize_t nbytes = rows * dim * item;
+  const py::ssize_t nbytes = checked_output(std::vector<int64_t>{rows, dim}, item) * item;
+  if (nbytes > PY_SSIZE_T_MAX - 64)
+    throw py::value_error("output of shape " + shape_str(std::vector<int64_t>{rows, dim}) + " is too large");
   py::module_ np = py::module_::import("numpy");
   if (nbytes < (py::ssize_t(1) << 20)) return np.attr("zeros")(py::make_tuple(rows, dim), name);
   py::object buf = np.attr("zeros")(nbytes + 64, "uint8");
   const auto addr = reinterpret_cast<uintptr_t>(view(buf).data);
   const py::ssize_t off = static_cast<py::ssize_t>((64 - addr % 64) % 64);
   return buf[py::slice(off, off + nbytes, 1)].attr("view")(name).attr("reshape")(rows, dim);
+}
+
+fe::CoalescePlan& thread_plan() {
+  static thread_local fe::CoalescePlan plan;
+  return plan;
 }
 
 py::tuple coalesce(py::handle ids_h, py::handle values_h) {
@@ -155,18 +172,23 @@ py::tuple coalesce(py::handle ids_h, py::handle values_h) {
   Arr values = view(values_o);
   const int64_t dim = values.dim(values.nd - 1);
   check_values_shape(values, ids, dim, "values");
-  // Kept by this thread between calls: fresh large vectors cost page faults every call.
-  static thread_local fe::CoalescePlan plan;
+  // Kept by this thread between calls (fresh large vectors cost page faults every call),
+  // up to half of fe::kKeepScratchBytes; the kernel's own scratch takes the other half.
+  fe::CoalescePlan& plan = thread_plan();
   struct TrimAtExit {
-    ~TrimAtExit() { plan.trim(size_t(64) << 20); }
-  } trim_at_exit;
+    fe::CoalescePlan& p;
+    ~TrimAtExit() { p.trim(fe::kKeepScratchBytes / 2); }
+  } trim_at_exit{plan};
+  SignalPoll sig;
+  const fe::Interrupt intr = sig.hook();
   int64_t neg;
   {
     py::gil_scoped_release nogil;
     neg = ids.dt == DType::I32
-              ? fe::coalesce_plan(reinterpret_cast<const int32_t*>(ids.data), ids.size(), plan)
-              : fe::coalesce_plan(reinterpret_cast<const int64_t*>(ids.data), ids.size(), plan);
+              ? fe::coalesce_plan(reinterpret_cast<const int32_t*>(ids.data), ids.size(), plan, intr)
+              : fe::coalesce_plan(reinterpret_cast<const int64_t*>(ids.data), ids.size(), plan, intr);
   }
+  if (neg == fe::kInterrupted) raise_interrupted(sig);
   if (neg >= 0)
     throw py::index_error("ids" + index_str(ids, neg) + " = " + std::to_string(id_at(ids, neg)) +
                           " is negative; ids must be >= 0");
@@ -175,15 +197,17 @@ py::tuple coalesce(py::handle ids_h, py::handle values_h) {
   std::copy(plan.unique.begin(), plan.unique.end(), uniq.mutable_data());
   py::object out = zeros_aligned(u, dim, values.dt);
   char* op = view(out).data;
+  bool done;
   {
     py::gil_scoped_release nogil;
     if (values.dt == DType::F32)
-      fe::coalesce_sum(plan, reinterpret_cast<const float*>(values.data), dim,
-                       reinterpret_cast<float*>(op));
+      done = fe::coalesce_sum(plan, reinterpret_cast<const float*>(values.data), dim,
+                              reinterpret_cast<float*>(op), intr);
     else
-      fe::coalesce_sum(plan, reinterpret_cast<const double*>(values.data), dim,
-                       reinterpret_cast<double*>(op));
+      done = fe::coalesce_sum(plan, reinterpret_cast<const double*>(values.data), dim,
+                              reinterpret_cast<double*>(op), intr);
   }
+  if (!done) raise_interrupted(sig);
   return py::make_tuple(uniq, out);
 }
 
@@ -218,7 +242,9 @@ ids : array-like of int, any shape (0-d, empty and non-contiguous included)
     bool and string ids raise TypeError.  Every id must lie in [0, rows): negative ids
     never wrap.
 out : ndarray, optional
-    C-contiguous array of shape ``ids.shape + (dim,)`` and the table's dtype.
+    C-contiguous array of shape ``ids.shape + (dim,)`` and the table's dtype.  Its memory
+    must not overlap the table's (the whole span from the first to the last row, gaps of
+    a strided table included) nor the ids'.
 
 Returns
 -------
@@ -230,7 +256,11 @@ IndexError
     For the first id outside [0, rows), naming it and its position; ``out`` is then
     left untouched.
 TypeError, ValueError
-    For a wrong dtype, shape or memory layout, saying what was expected.
+    For a wrong dtype, shape or memory layout, or an output too large for 64-bit sizes,
+    saying what was expected.
+KeyboardInterrupt
+    Ctrl-C stops a long gather within about a second.  A given ``out`` may then be
+    partly written (the table and ids never are).
 )doc");
   m.def("scatter_add", &scatter_add, py::arg("target"), py::arg("ids"), py::arg("values"),
         py::arg("scale") = 1.0,
@@ -255,7 +285,13 @@ Raises
 IndexError
     For the first bad id (with its position); nothing has been written.
 TypeError, ValueError
-    For wrong dtypes, shapes, or a read-only / non-contiguous target.
+    For wrong dtypes, shapes, a read-only / non-contiguous target, or values or ids
+    whose memory overlaps the target's.
+
+Notes
+-----
+Ctrl-C does not stop a scatter_add midway: the update runs to its end (a table is never
+left half updated) and KeyboardInterrupt is raised right after it.
 )doc");
   m.def("coalesce", &coalesce, py::arg("ids"), py::arg("values"),
         R"doc(Sum the rows of duplicate ids: returns ``(unique_ids, summed_values)``.
@@ -273,7 +309,17 @@ Raises
 ------
 IndexError
     For a negative id, naming it and its position.
+KeyboardInterrupt
+    Ctrl-C stops a long coalesce within about a second (nothing is returned).
+
+Notes
+-----
+The calling thread keeps up to 16 MiB of scratch between calls (no page faults for
+batches up to ~0.4M ids); larger scratch is returned to the OS when the call ends.
 )doc");
+  m.def("_coalesce_scratch_bytes", [] {
+    return static_cast<int64_t>(fe::coalesce_scratch_held() + thread_plan().held());
+  }, "Bytes of coalesce scratch the calling thread keeps between calls (for tests).");
   init_bag(m);
   init_optim(m);
   init_vectors(m);

@@ -13,7 +13,7 @@
 //     kOffsetDecreasing (offsets[b] < offsets[b-1]) or kOffsetPastEnd (offsets[b] > n).
 //
 //   bag_forward<T, I>(table, rows, dim, stride, ids, layout, mode, psw, mask_zero, out,
-//                     argmax) -> int64
+//                     argmax, intr) -> int64
 //     for b in [0, B):
 //       P = [i in [begin(b), end(b)) if not (mask_zero and ids[i] == 0)]
 //       w_i = psw ? psw[i] : 1
@@ -22,29 +22,37 @@
 //             zeros when P is empty or W == 0
 //       max:  out[b, k] = max_{i in P} table[ids[i], k]; argmax[b, k] (if argmax != null) =
 //             the id of the first i reaching it; out[b] = 0 and argmax[b] = -1 when P is empty
-//       (psw must be null for max)
+//             (psw must be null for max).  NaN propagates as in numpy's max: a NaN at
+//             any position of the bag gives NaN, and argmax is the first row holding a
+//             NaN there (so its gradient goes to that row).  +-Inf are ordinary values.
+//             Ties (-0.0 and +0.0 included) keep the first row reaching the maximum.
 //     table: rows x dim, row r at table + r*stride (dim contiguous elements).
 //     ids: int32/int64, each read once; out: B x dim C-contiguous (every element written);
 //     argmax: B x dim int64 or null.  Neither may overlap the table.
 //     Returns -1, or the first position whose id is outside [0, rows) (out is then
-//     partly written: callers hand out a fresh array and drop it on error).
+//     partly written: callers hand out a fresh array and drop it on error), or
+//     kInterrupted when intr.poll() asked it to stop.  Polled between pieces of bags of
+//     about kPollBytes of rows read; a bag is never split, so one bag of hundreds of
+//     millions of ids is pooled before the next poll.
 //     Thread safety: reads table/ids/psw only.  Parallel over bags: each bag is pooled by
 //     one thread in position order, so the result is bit-identical for any thread count.
 //
 //   The table gradient of one bag_forward call for the output gradient grad (B x dim), in
 //   two steps so that the caller can allocate the (zeroed) output in between:
-//   bag_backward_plan<T, I>(dim, ids, layout, mode, psw, mask_zero, argmax, rows, &g) -> int64
+//   bag_backward_plan<T, I>(dim, ids, layout, mode, psw, mask_zero, argmax, rows, &g, intr)
+//       -> int64
 //     Lists the contributions:
 //       sum/mean: every pooled position i of bag b contributes  grad[b] * s_i  to row ids[i],
 //                 s_i = w_i (sum) or w_i / W_b (mean; 0 when W_b == 0)
 //       max:      grad[b, k] goes to row argmax[b, k], column k (nothing when it is -1)
 //     and coalesces their rows: g.plan.unique = the sorted unique rows receiving one.
 //     Returns -1, or the first position (into ids, or into argmax for max) holding a row
-//     outside [0, rows) (g is then unusable).
-//   bag_backward_sum<T>(g, grad, dim, mode, out)
+//     outside [0, rows), or kInterrupted (g is then unusable).
+//   bag_backward_sum<T>(g, grad, dim, mode, out, intr) -> bool
 //     out[s, :] (|unique| x dim, C-contiguous, every element written) = the sum of the
 //     contributions to row unique[s], added in position order (b-major for max) starting
 //     from +0.0.  Each row is summed by one thread: deterministic for any thread count.
+//     Returns false when interrupted (out is then partly written).
 #pragma once
 
 #include <algorithm>
@@ -55,8 +63,10 @@
 #include <vector>
 
 #include "fe/common.hpp"
+#include "fe/interrupt.hpp"
 #include "fe/parallel.hpp"
 #include "fe/scatter.hpp"
+#include "fe/scratch.hpp"
 
 namespace fe {
 
@@ -92,6 +102,19 @@ namespace bag_detail {
 
 constexpr int64_t kAhead = 20;  // ids to look ahead when prefetching rows (measured: 16-24 best)
 constexpr int64_t kGrainBytes = 128 * 1024;    // work per chunk before threads pay off
+
+// The end of the piece of work that starts at b0: the smallest b1 in (b0, nb] with
+// cost(b1) >= units, else nb.  cost(b1), the work of [b0, b1), must increase with b1.
+template <class Cost>
+int64_t piece_end(int64_t b0, int64_t nb, int64_t units, Cost&& cost) {
+  int64_t lo = b0 + 1, hi = nb;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (cost(mid) >= units) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
 
 template <class T>
 FE_INLINE void prefetch_row(const T* row, int64_t bytes) noexcept {
@@ -157,13 +180,17 @@ FE_INLINE int64_t pool_range(const T* FE_RESTRICT table, int64_t rows, int64_t d
           if (ARG)
             for (int64_t k = 0; k < dim; ++k) am[k] = id;
         } else if (ARG) {
+          // Take the row when it is greater, or NaN while the max is not NaN yet: NaN
+          // propagates from any position (as numpy's max does; torch's embedding_bag does
+          // not) and argmax keeps the first row that supplied it.
           for (int64_t k = 0; k < dim; ++k) {
-            const bool gt = r[k] > acc[k];
-            acc[k] = gt ? r[k] : acc[k];
-            am[k] = gt ? id : am[k];
+            const bool take = !(r[k] <= acc[k]) && acc[k] == acc[k];
+            acc[k] = take ? r[k] : acc[k];
+            am[k] = take ? id : am[k];
           }
         } else {
-          for (int64_t k = 0; k < dim; ++k) acc[k] = r[k] > acc[k] ? r[k] : acc[k];
+          for (int64_t k = 0; k < dim; ++k)
+            acc[k] = !(r[k] <= acc[k]) && acc[k] == acc[k] ? r[k] : acc[k];
         }
         ++count;
       } else if (W) {
@@ -241,13 +268,20 @@ auto dispatch_bag_dim(int64_t dim, F&& f) {
 
 template <class T, class I, BagMode M, bool W, bool MASK, bool ARG>
 int64_t pool_all(const T* table, int64_t rows, int64_t dim, int64_t stride, const I* ids,
-                  const BagLayout& lay, const T* psw, T* out, int64_t* argmax) {
+                  const BagLayout& lay, const T* psw, T* out, int64_t* argmax,
+                  const Interrupt& intr) {
   const int64_t nb = lay.nbags;
   if (nb <= 0) return -1;
   const int64_t avg_len = std::max<int64_t>(1, lay.n / nb);
-  const int64_t per_bag = std::max<int64_t>(1, avg_len * std::max<int64_t>(dim, 1) *
-                                                   static_cast<int64_t>(sizeof(T)));
+  const int64_t row_bytes = std::max<int64_t>(
+      1, mul_sat(std::max<int64_t>(dim, 1), static_cast<int64_t>(sizeof(T))));
+  const int64_t per_bag = std::max<int64_t>(1, mul_sat(avg_len, row_bytes));
   const int64_t grain = std::max<int64_t>(1, kGrainBytes / per_bag);
+  // Pieces between polls: about kPollBytes of rows read and written (ids + bags rows).
+  const int64_t units = std::max<int64_t>(1, kPollBytes / row_bytes);
+  auto piece_cost = [&](int64_t b0, int64_t b1) {
+    return lay.end(b1 - 1) - lay.begin(b0) + (b1 - b0);
+  };
   return dispatch_bag_dim(dim, [&](auto fd) -> int64_t {
     constexpr int64_t FD = decltype(fd)::value;
     const bool avx2 = bag_use_avx2();
@@ -260,39 +294,54 @@ int64_t pool_all(const T* table, int64_t rows, int64_t dim, int64_t stride, cons
       return pool_range_base<T, I, FD, M, W, MASK, ARG>(table, rows, dim, stride, ids, lay, psw,
                                                         out, argmax, b, e);
     };
-    const int parts = plan_parts(nb, grain);
-    if (parts == 1) return range(0, nb);
-    std::vector<int64_t> first(static_cast<size_t>(parts), -1);
-    parallel_chunks(nb, parts, [&](int64_t b, int64_t e, int p) { first[p] = range(b, e); });
-    for (int64_t f : first)
-      if (f >= 0) return f;  // chunks are in bag order, so this is the first bad position
+    for (int64_t b0 = 0; b0 < nb;) {
+      if (b0 > 0 && intr.poll()) return kInterrupted;
+      const int64_t b1 =
+          lay.offsets ? piece_end(b0, nb, units, [&](int64_t b) { return piece_cost(b0, b); })
+                      : std::min(nb, b0 + std::max<int64_t>(1, units / (lay.fixed + 1)));
+      const int64_t m = b1 - b0;
+      const int parts = plan_parts(m, grain);
+      if (parts == 1) {
+        const int64_t f = range(b0, b1);
+        if (f >= 0) return f;
+      } else {
+        std::vector<int64_t> first(static_cast<size_t>(parts), -1);
+        parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) {
+          first[p] = range(b0 + b, b0 + e);
+        });
+        for (int64_t f : first)
+          if (f >= 0) return f;  // chunks are in bag order, so this is the first bad position
+      }
+      b0 = b1;
+    }
     return -1;
   });
 }
 
 template <class T, class I, BagMode M>
 int64_t pool_mode(const T* table, int64_t rows, int64_t dim, int64_t stride, const I* ids,
-                  const BagLayout& lay, const T* psw, bool mask, T* out, int64_t* argmax) {
+                  const BagLayout& lay, const T* psw, bool mask, T* out, int64_t* argmax,
+                  const Interrupt& intr) {
   if (M == BagMode::Max) {
     if (argmax)
       return mask ? pool_all<T, I, M, false, true, true>(table, rows, dim, stride, ids, lay,
-                                                         nullptr, out, argmax)
+                                                         nullptr, out, argmax, intr)
                   : pool_all<T, I, M, false, false, true>(table, rows, dim, stride, ids, lay,
-                                                          nullptr, out, argmax);
+                                                          nullptr, out, argmax, intr);
     return mask ? pool_all<T, I, M, false, true, false>(table, rows, dim, stride, ids, lay,
-                                                        nullptr, out, nullptr)
+                                                        nullptr, out, nullptr, intr)
                 : pool_all<T, I, M, false, false, false>(table, rows, dim, stride, ids, lay,
-                                                         nullptr, out, nullptr);
+                                                         nullptr, out, nullptr, intr);
   }
   if (psw)
     return mask ? pool_all<T, I, M, true, true, false>(table, rows, dim, stride, ids, lay, psw,
-                                                       out, nullptr)
+                                                       out, nullptr, intr)
                 : pool_all<T, I, M, true, false, false>(table, rows, dim, stride, ids, lay, psw,
-                                                        out, nullptr);
+                                                        out, nullptr, intr);
   return mask ? pool_all<T, I, M, false, true, false>(table, rows, dim, stride, ids, lay,
-                                                      nullptr, out, nullptr)
+                                                      nullptr, out, nullptr, intr)
               : pool_all<T, I, M, false, false, false>(table, rows, dim, stride, ids, lay,
-                                                       nullptr, out, nullptr);
+                                                       nullptr, out, nullptr, intr);
 }
 
 }  // namespace bag_detail
@@ -300,40 +349,44 @@ int64_t pool_mode(const T* table, int64_t rows, int64_t dim, int64_t stride, con
 template <class T, class I>
 int64_t bag_forward(const T* table, int64_t rows, int64_t dim, int64_t stride, const I* ids,
                     const BagLayout& lay, BagMode mode, const T* psw, bool mask_zero, T* out,
-                    int64_t* argmax) {
+                    int64_t* argmax, const Interrupt& intr = {}) {
   using namespace bag_detail;
   switch (mode) {
     case BagMode::Sum:
       return pool_mode<T, I, BagMode::Sum>(table, rows, dim, stride, ids, lay, psw, mask_zero,
-                                           out, nullptr);
+                                           out, nullptr, intr);
     case BagMode::Mean:
       return pool_mode<T, I, BagMode::Mean>(table, rows, dim, stride, ids, lay, psw, mask_zero,
-                                            out, nullptr);
+                                            out, nullptr, intr);
     default:
       return pool_mode<T, I, BagMode::Max>(table, rows, dim, stride, ids, lay, nullptr,
-                                           mask_zero, out, argmax);
+                                           mask_zero, out, argmax, intr);
   }
 }
 
 template <class T>
 struct BagGrad {
   CoalescePlan plan;          // unique rows and, per contribution, its slot
-  std::vector<int64_t> src;   // per contribution: grad row (sum/mean) or grad element (max)
-  std::vector<T> scale;       // per contribution (sum/mean)
+  big_vector<int64_t> src;    // per contribution: grad row (sum/mean) or grad element (max)
+  big_vector<T> scale;        // per contribution (sum/mean)
 };
 
 template <class T, class I>
 int64_t bag_backward_plan(int64_t dim, const I* ids, const BagLayout& lay, BagMode mode,
                           const T* psw, bool mask_zero, const int64_t* argmax, int64_t rows,
-                          BagGrad<T>& g) {
+                          BagGrad<T>& g, const Interrupt& intr = {}) {
+  // Contributions listed between two polls.
+  constexpr int64_t kPollEvery = kPollBytes / 32;
   g.plan.unique.clear();
   g.plan.slot.clear();
   g.src.clear();
   g.scale.clear();
-  std::vector<int64_t> crow;
+  big_vector<int64_t> crow;
   if (mode == BagMode::Max) {
-    const int64_t total = lay.nbags * dim;
+    int64_t total;
+    if (!mul_ok(lay.nbags, dim, &total)) return 0;  // argmax cannot be that large
     for (int64_t e = 0; e < total; ++e) {
+      if (e % kPollEvery == 0 && e > 0 && intr.poll()) return kInterrupted;
       const int64_t r = load_once(argmax, e);
       if (r == -1) continue;
       if (!id_ok(r, rows)) return e;
@@ -344,8 +397,13 @@ int64_t bag_backward_plan(int64_t dim, const I* ids, const BagLayout& lay, BagMo
     crow.reserve(static_cast<size_t>(lay.n));
     g.src.reserve(static_cast<size_t>(lay.n));
     g.scale.reserve(static_cast<size_t>(lay.n));
+    int64_t next_poll = kPollEvery;
     for (int64_t b = 0; b < lay.nbags; ++b) {
       const int64_t s = lay.begin(b), e = lay.end(b);
+      if (e >= next_poll) {
+        next_poll = e + kPollEvery;
+        if (intr.poll()) return kInterrupted;
+      }
       const size_t first = crow.size();
       T wsum = T(0);
       for (int64_t i = s; i < e; ++i) {
@@ -365,8 +423,9 @@ int64_t bag_backward_plan(int64_t dim, const I* ids, const BagLayout& lay, BagMo
       }
     }
   }
-  if (!crow.empty()) coalesce_plan(crow.data(), static_cast<int64_t>(crow.size()), g.plan);
-  return -1;  // rows are >= 0 here, so coalesce_plan cannot fail
+  if (crow.empty()) return -1;
+  // rows are >= 0 here, so coalesce_plan cannot fail; it may be interrupted.
+  return coalesce_plan(crow.data(), static_cast<int64_t>(crow.size()), g.plan, intr);
 }
 
 namespace bag_detail {
@@ -410,42 +469,59 @@ FE_BAG_NO_IDIOMS void sum_slots_entry(const int64_t* start, const int64_t* src, 
 }  // namespace bag_detail
 
 template <class T>
-void bag_backward_sum(const BagGrad<T>& g, const T* grad, int64_t dim, BagMode mode, T* out) {
+bool bag_backward_sum(const BagGrad<T>& g, const T* grad, int64_t dim, BagMode mode, T* out,
+                      const Interrupt& intr = {}) {
   using namespace bag_detail;
+  constexpr int64_t kPollEvery = kPollBytes / 32;
   const int64_t nc = static_cast<int64_t>(g.plan.slot.size());
   const int64_t nu = static_cast<int64_t>(g.plan.unique.size());
-  if (nu == 0 || dim == 0) return;
+  if (nu == 0 || dim == 0) return true;
   // Group the contributions by slot (a stable counting sort keeps position order within
   // each slot), so that every output row is summed in registers and written once instead
   // of being read and written at random for each contribution.
   const int64_t* slot = g.plan.slot.data();
-  std::vector<int64_t> start(static_cast<size_t>(nu + 1), 0);
-  for (int64_t j = 0; j < nc; ++j) ++start[slot[j] + 1];
+  big_vector<int64_t> start(static_cast<size_t>(nu + 1), 0);
+  for (int64_t j = 0; j < nc; ++j) {
+    if (j % kPollEvery == 0 && j > 0 && intr.poll()) return false;
+    ++start[slot[j] + 1];
+  }
   for (int64_t u = 0; u < nu; ++u) start[u + 1] += start[u];
   const bool is_max = mode == BagMode::Max;
-  std::vector<int64_t> src(static_cast<size_t>(nc));
-  std::vector<T> scale(is_max ? 0 : static_cast<size_t>(nc));
+  big_vector<int64_t> src(static_cast<size_t>(nc));
+  big_vector<T> scale(is_max ? 0 : static_cast<size_t>(nc));
   {
-    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    big_vector<int64_t> next(start.begin(), start.end() - 1);
     for (int64_t j = 0; j < nc; ++j) {
+      if (j % kPollEvery == 0 && j > 0 && intr.poll()) return false;
       const int64_t q = next[slot[j]]++;
       src[q] = g.src[j];
       if (!is_max) scale[q] = g.scale[j];
     }
   }
-  const int64_t per_slot = std::max<int64_t>(1, nc / nu) * (is_max ? 1 : dim) *
-                           static_cast<int64_t>(sizeof(T));
+  const int64_t row_bytes = mul_sat(dim, static_cast<int64_t>(sizeof(T)));
+  const int64_t per_contrib = is_max ? static_cast<int64_t>(sizeof(T)) : row_bytes;
+  const int64_t per_slot = std::max<int64_t>(1, mul_sat(std::max<int64_t>(1, nc / nu), per_contrib));
   const int64_t grain = std::max<int64_t>(1, kGrainBytes / per_slot);
-  dispatch_bag_dim(dim, [&](auto fd) {
+  // Pieces of slots between polls: about kPollBytes of contributions read and rows written.
+  const int64_t units = std::max<int64_t>(1, kPollBytes / std::max<int64_t>(per_contrib, row_bytes));
+  return dispatch_bag_dim(dim, [&](auto fd) -> bool {
     constexpr int64_t FD = decltype(fd)::value;
-    parallel_for(nu, grain, [&](int64_t b, int64_t e, int) {
-      if (is_max)
-        sum_slots_entry<T, FD, true>(start.data(), src.data(), nullptr, grad, dim, out, b, e);
-      else
-        sum_slots_entry<T, FD, false>(start.data(), src.data(), scale.data(), grad, dim, out,
-                                      b, e);
-    });
-    return 0;
+    for (int64_t s0 = 0; s0 < nu;) {
+      if (s0 > 0 && intr.poll()) return false;
+      const int64_t s1 = piece_end(s0, nu, units, [&](int64_t s) {
+        return start[s] - start[s0] + (s - s0);
+      });
+      parallel_for(s1 - s0, grain, [&](int64_t b, int64_t e, int) {
+        if (is_max)
+          sum_slots_entry<T, FD, true>(start.data(), src.data(), nullptr, grad, dim, out,
+                                       s0 + b, s0 + e);
+        else
+          sum_slots_entry<T, FD, false>(start.data(), src.data(), scale.data(), grad, dim, out,
+                                        s0 + b, s0 + e);
+      });
+      s0 = s1;
+    }
+    return true;
   });
 }
 
@@ -456,17 +532,17 @@ void bag_backward_sum(const BagGrad<T>& g, const T* grad, int64_t dim, BagMode m
   FE_BAG_INST_TI(PREFIX, float, int64_t)                                                      \
   FE_BAG_INST_TI(PREFIX, double, int32_t)                                                     \
   FE_BAG_INST_TI(PREFIX, double, int64_t)                                                     \
-  PREFIX template void bag_backward_sum<float>(const BagGrad<float>&, const float*, int64_t,  \
-                                               BagMode, float*);                              \
-  PREFIX template void bag_backward_sum<double>(const BagGrad<double>&, const double*,        \
-                                                int64_t, BagMode, double*);
+  PREFIX template bool bag_backward_sum<float>(const BagGrad<float>&, const float*, int64_t,  \
+                                               BagMode, float*, const Interrupt&);            \
+  PREFIX template bool bag_backward_sum<double>(const BagGrad<double>&, const double*,        \
+                                                int64_t, BagMode, double*, const Interrupt&);
 #define FE_BAG_INST_TI(PREFIX, T, I)                                                          \
   PREFIX template int64_t bag_forward<T, I>(const T*, int64_t, int64_t, int64_t, const I*,    \
                                             const BagLayout&, BagMode, const T*, bool, T*,    \
-                                            int64_t*);                                        \
+                                            int64_t*, const Interrupt&);                      \
   PREFIX template int64_t bag_backward_plan<T, I>(int64_t, const I*, const BagLayout&,        \
                                                   BagMode, const T*, bool, const int64_t*,    \
-                                                  int64_t, BagGrad<T>&);
+                                                  int64_t, BagGrad<T>&, const Interrupt&);
 #ifndef FE_BAG_DEFINE_INSTANCES
 FE_BAG_INSTANCES(extern)
 #endif

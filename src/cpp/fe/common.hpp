@@ -16,6 +16,19 @@
 
 namespace fe {
 
+// Checked size arithmetic: every product of sizes (rows * dim, n * row_bytes, ...) that
+// user-controlled shapes reach goes through these.  A stride-tricked or memory-mapped
+// array can claim shapes whose products overflow int64, and signed overflow is undefined.
+FE_INLINE bool mul_ok(int64_t a, int64_t b, int64_t* r) noexcept {
+  return !__builtin_mul_overflow(a, b, r);
+}
+// a * b, or INT64_MAX when it overflows: for heuristics (grains, prefetch and streaming
+// thresholds) where "huge" is the right answer.
+FE_INLINE int64_t mul_sat(int64_t a, int64_t b) noexcept {
+  int64_t r;
+  return mul_ok(a, b, &r) ? r : INT64_MAX;
+}
+
 // One unsigned compare rejects negative ids and ids >= rows alike.
 template <class I>
 FE_INLINE bool id_ok(I id, int64_t rows) noexcept {

@@ -14,6 +14,8 @@
 #include "fe/gather.hpp"
 #include "fe/parallel.hpp"
 #include "fe/scatter.hpp"
+#include "fe/interrupt.hpp"
+#include "fe/scratch.hpp"
 
 namespace fe {
 namespace {
@@ -192,16 +194,50 @@ void scatter_part(T* target, int64_t rows, int64_t dim_rt, const I* ids, int64_t
   }
 }
 
-// Large scratch vectors are kept by each thread between calls: a fresh large block costs
-// a page fault per page on every call (the allocator hands big blocks back to the
-// system), which for coalesce cost as much as the work (a plan of 1M ids, one thread,
-// torch imported: 21 ms fresh, 10 ms reused).  Vectors above this size are freed after
-// the call.
-constexpr size_t kKeepScratchBytes = size_t(64) << 20;
+// Scratch of coalesce_plan kept by each thread between calls: a fresh large block costs a
+// page fault per page on every call, which for coalesce cost as much as the work (a plan
+// of 1M ids, one thread, torch imported: 21 ms fresh, 10 ms reused).  But a thread keeps
+// it for its whole life, so only up to half of kKeepScratchBytes (the caller's plan takes
+// the other half); above that it is freed, and being mmap'ed (scratch.hpp) it goes back
+// to the OS at once.
+struct CoalesceScratch {
+  big_vector<int64_t> local;
+  big_vector<uint64_t> bits;
+  big_vector<int32_t> map;
+  big_vector<int64_t> sorted, merged;
+  size_t held() const noexcept {
+    return held_bytes(local) + held_bytes(bits) + held_bytes(map) + held_bytes(sorted) +
+           held_bytes(merged);
+  }
+  void trim() noexcept {
+    if (held() > kKeepScratchBytes / 2) {
+      release(local);
+      release(bits);
+      release(map);
+      release(sorted);
+      release(merged);
+    }
+  }
+};
 
-template <class V>
-void trim_scratch(V& v) {
-  if (v.capacity() * sizeof(typename V::value_type) > kKeepScratchBytes) V().swap(v);
+CoalesceScratch& thread_scratch() {
+  static thread_local CoalesceScratch s;
+  return s;
+}
+
+// Runs fn(b, e, part) over [0, n) in pieces of `piece` positions, each piece split in
+// `parts` chunks as parallel_chunks does (parts fixed for the whole run, so per-part state
+// stays valid), and polls intr between pieces.  Chunks of one part see increasing
+// positions.  Returns false when interrupted.
+template <class Fn>
+bool for_pieces(int64_t n, int64_t piece, int parts, const Interrupt& intr, Fn&& fn) {
+  piece = std::max<int64_t>(1, piece);
+  for (int64_t s = 0; s < n; s += piece) {
+    if (s > 0 && intr.poll()) return false;
+    const int64_t e = std::min(n, s + std::min(piece, n - s));
+    parallel_chunks(e - s, parts, [&](int64_t b, int64_t f, int p) { fn(s + b, s + f, p); });
+  }
+  return true;
 }
 
 // Bits set in m (portable: the baseline x86-64 target has no popcnt instruction).
@@ -240,29 +276,44 @@ int64_t bad_id_range(const I* ids, int64_t b, int64_t e, int64_t rows) noexcept 
 }  // namespace
 
 template <class I>
-int64_t find_bad_id(const I* ids, int64_t n, int64_t rows) {
+int64_t find_bad_id(const I* ids, int64_t n, int64_t rows, const Interrupt& intr) {
   if (n <= 0) return -1;
-  int parts = plan_parts(n, 1 << 16);
-  if (parts == 1) return bad_id_range(ids, 0, n, rows);
-  std::vector<int64_t> first(parts, -1);
-  parallel_chunks(n, parts, [&](int64_t b, int64_t e, int p) {
-    first[p] = bad_id_range(ids, b, e, rows);
-  });
-  for (int64_t f : first)
-    if (f >= 0) return f;  // parts are in position order: the first hit is the smallest
+  const int64_t piece = kPollBytes / static_cast<int64_t>(sizeof(I));
+  for (int64_t s = 0; s < n; s += piece) {
+    if (s > 0 && intr.poll()) return kInterrupted;
+    const int64_t m = std::min(piece, n - s);
+    const I* at = ids + s;
+    const int parts = plan_parts(m, 1 << 16);
+    if (parts == 1) {
+      const int64_t f = bad_id_range(at, 0, m, rows);
+      if (f >= 0) return s + f;
+      continue;
+    }
+    std::vector<int64_t> first(parts, -1);
+    parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) {
+      first[p] = bad_id_range(at, b, e, rows);
+    });
+    for (int64_t f : first)
+      if (f >= 0) return s + f;  // parts are in position order: the first hit is the smallest
+  }
   return -1;
 }
 
 template <class T, class I>
 int64_t gather(const T* table, int64_t rows, int64_t dim, int64_t row_stride, const I* ids,
-               int64_t n, T* out) {
+               int64_t n, T* out, const Interrupt& intr) {
   if (n <= 0) return -1;
-  if (dim == 0) return find_bad_id(ids, n, rows);
-  const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(T));
-  const bool pf = rows * row_stride * static_cast<int64_t>(sizeof(T)) > kPrefetchTableBytes;
+  if (dim == 0) return find_bad_id(ids, n, rows, intr);
+  const int64_t row_bytes = mul_sat(dim, static_cast<int64_t>(sizeof(T)));
+  const bool pf = mul_sat(mul_sat(rows, row_stride), static_cast<int64_t>(sizeof(T))) >
+                  kPrefetchTableBytes;
   const bool nt = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0 &&
-                  n * row_bytes >= kStreamOutBytes && !std::getenv("FASTEMBED_NO_STREAM");
+                  mul_sat(n, row_bytes) >= kStreamOutBytes && !std::getenv("FASTEMBED_NO_STREAM");
   const int64_t grain = grain_rows(row_bytes);
+  // Ids per piece between two polls (each piece is split among the workers as a whole
+  // call would be; pieces change no result, every row is copied independently).
+  const int64_t piece = std::max<int64_t>(
+      2 * grain, kPollBytes / std::max<int64_t>(1, mul_sat(row_bytes, 2) + static_cast<int64_t>(sizeof(I))));
   return dispatch_dim(dim, [&](auto fd) -> int64_t {
     constexpr int64_t FD = decltype(fd)::value;
     auto range = [&](int64_t b, int64_t e) {
@@ -272,12 +323,20 @@ int64_t gather(const T* table, int64_t rows, int64_t dim, int64_t row_stride, co
       return pf ? gather_range<T, I, FD, true, false>(table, rows, dim, row_stride, ids, b, e, out)
                 : gather_range<T, I, FD, false, false>(table, rows, dim, row_stride, ids, b, e, out);
     };
-    int parts = plan_parts(n, grain);
-    if (parts == 1) return range(0, n);
-    std::vector<int64_t> first(parts, -1);
-    parallel_chunks(n, parts, [&](int64_t b, int64_t e, int p) { first[p] = range(b, e); });
-    for (int64_t f : first)
-      if (f >= 0) return f;
+    for (int64_t s = 0; s < n; s += piece) {
+      if (s > 0 && intr.poll()) return kInterrupted;
+      const int64_t m = std::min(piece, n - s);
+      const int parts = plan_parts(m, grain);
+      if (parts == 1) {
+        const int64_t f = range(s, s + m);
+        if (f >= 0) return f;
+        continue;
+      }
+      std::vector<int64_t> first(parts, -1);
+      parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) { first[p] = range(s + b, s + e); });
+      for (int64_t f : first)
+        if (f >= 0) return f;
+    }
     return -1;
   });
 }
@@ -288,8 +347,8 @@ int64_t scatter_add(T* target, int64_t rows, int64_t dim, const I* ids, int64_t 
   if (n <= 0) return -1;
   const int64_t bad = find_bad_id(ids, n, rows);
   if (bad >= 0 || dim == 0) return bad;
-  const bool pf = rows * dim * static_cast<int64_t>(sizeof(T)) > kPrefetchTableBytes;
-  const int parts = plan_parts(n, grain_rows(dim * static_cast<int64_t>(sizeof(T))));
+  const bool pf = mul_sat(mul_sat(rows, dim), static_cast<int64_t>(sizeof(T))) > kPrefetchTableBytes;
+  const int parts = plan_parts(n, grain_rows(mul_sat(dim, static_cast<int64_t>(sizeof(T)))));
   dispatch_dim(dim, [&](auto fd) {
     constexpr int64_t FD = decltype(fd)::value;
     parallel_parts(parts, [&](int p) {
@@ -304,58 +363,64 @@ int64_t scatter_add(T* target, int64_t rows, int64_t dim, const I* ids, int64_t 
 }
 
 template <class I>
-int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan) {
+int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interrupt& intr) {
   plan.unique.clear();
   if (n <= 0) {
     plan.slot.clear();
     return -1;
   }
   constexpr int64_t kGrain = 1 << 16;
+  // Positions per piece between polls: each pass touches ~3 words per position.
+  constexpr int64_t kPiece = kPollBytes / 24;
   const int parts = plan_parts(n, kGrain);
-  // Scratch kept by this thread between calls (see kKeepScratchBytes).  References, so
-  // that the lambdas run by workers see this thread's vectors, not their own.
-  static thread_local std::vector<int64_t> tl_local;
-  static thread_local std::vector<uint64_t> tl_bits;
-  static thread_local std::vector<int32_t> tl_map;
-  auto& local = tl_local;
-  auto& bits = tl_bits;
-  auto& map = tl_map;
+  CoalesceScratch& scratch = thread_scratch();
   struct TrimAtExit {
-    ~TrimAtExit() {
-      trim_scratch(tl_local);
-      trim_scratch(tl_bits);
-      trim_scratch(tl_map);
-    }
-  } trim_at_exit;
+    CoalesceScratch& s;
+    ~TrimAtExit() { s.trim(); }
+  } trim_at_exit{scratch};
+  // References, so that the lambdas run by workers see this thread's vectors, not their own.
+  auto& local = scratch.local;
+  auto& bits = scratch.bits;
+  auto& map = scratch.map;
+  auto stop = [&]() {
+    plan.slot.clear();
+    plan.unique.clear();
+    return kInterrupted;
+  };
   // A private copy: every later pass reads it, never the caller's buffer.  Grown, never
   // shrunk or cleared: only its first n entries are read.
   if (static_cast<int64_t>(local.size()) < n) local.resize(static_cast<size_t>(n));
-  std::vector<int64_t> lo_p(parts, std::numeric_limits<int64_t>::max()), hi_p(parts, -1),
-      neg_p(parts, -1);
-  parallel_chunks(n, parts, [&](int64_t b, int64_t e, int p) {
-    int64_t lo = lo_p[p], hi = hi_p[p], neg = -1;
-    for (int64_t i = b; i < e; ++i) {
-      const int64_t v = load_once(ids, i);
-      local[i] = v;
-      if (v < 0 && neg < 0) neg = i;
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-    }
-    lo_p[p] = lo;
-    hi_p[p] = hi;
-    neg_p[p] = neg;
-  });
-  for (int64_t ng : neg_p) {
-    if (ng >= 0) {  // parts are in position order: the first hit is the smallest
-      plan.slot.clear();
-      return ng;
+  std::vector<int64_t> lo_p(parts, std::numeric_limits<int64_t>::max()), hi_p(parts, -1);
+  int64_t lo = std::numeric_limits<int64_t>::max(), hi = -1;
+  for (int64_t s = 0; s < n; s += kPiece) {
+    if (s > 0 && intr.poll()) return stop();
+    const int64_t m = std::min(kPiece, n - s);
+    std::vector<int64_t> neg_p(parts, -1);
+    parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) {
+      int64_t l = lo_p[p], h = hi_p[p], neg = -1;
+      for (int64_t i = s + b; i < s + e; ++i) {
+        const int64_t v = load_once(ids, i);
+        local[i] = v;
+        if (v < 0 && neg < 0) neg = i;
+        l = std::min(l, v);
+        h = std::max(h, v);
+      }
+      lo_p[p] = l;
+      hi_p[p] = h;
+      neg_p[p] = neg;
+    });
+    for (int64_t ng : neg_p) {
+      if (ng >= 0) {  // parts are in position order: the first hit is the smallest
+        plan.slot.clear();
+        return ng;
+      }
     }
   }
-  const int64_t lo = *std::min_element(lo_p.begin(), lo_p.end());
-  const int64_t hi = *std::max_element(hi_p.begin(), hi_p.end());
+  lo = *std::min_element(lo_p.begin(), lo_p.end());
+  hi = *std::max_element(hi_p.begin(), hi_p.end());
   plan.slot.resize(static_cast<size_t>(n));  // every entry is written below
   int64_t* slot = plan.slot.data();
-  const int64_t dense_limit = std::max<int64_t>(4 * n, int64_t(1) << 20);
+  const int64_t dense_limit = std::max<int64_t>(mul_sat(4, n), int64_t(1) << 20);
   if (hi - lo < dense_limit && hi - lo < (int64_t(1) << 31)) {
     // Dense: ids in [lo, hi] (at most 4n + 1M of them).  Each part marks its ids in a
     // bitmap of its own (small enough to stay in L2, and no atomics), the bitmaps are
@@ -368,15 +433,18 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan) {
     if (static_cast<int64_t>(map.size()) < span) map.resize(static_cast<size_t>(span));
     uint64_t* bw = bits.data();
     int32_t* mp = map.data();
-    parallel_chunks(n, parts, [&](int64_t b, int64_t e, int p) {
-      uint64_t* w = bw + p * words;
-      for (int64_t i = b; i < e; ++i) {
-        const int64_t j = local[i] - lo;
-        w[j >> 6] |= uint64_t(1) << (j & 63);
-      }
-    });
+    const int64_t* loc = local.data();
+    if (!for_pieces(n, kPiece, parts, intr, [&](int64_t b, int64_t e, int p) {
+          uint64_t* w = bw + p * words;
+          for (int64_t i = b; i < e; ++i) {
+            const int64_t j = loc[i] - lo;
+            w[j >> 6] |= uint64_t(1) << (j & 63);
+          }
+        }))
+      return stop();
+    if (intr.poll()) return stop();
     // first[w] = number of marked ids below word w.
-    std::vector<int64_t> first(static_cast<size_t>(words) + 1);
+    big_vector<int64_t> first(static_cast<size_t>(words) + 1);
     int64_t total = 0;
     for (int64_t w = 0; w < words; ++w) {
       uint64_t m = bw[w];
@@ -386,6 +454,7 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan) {
       total += popcount64(m);
     }
     first[static_cast<size_t>(words)] = total;
+    if (intr.poll()) return stop();
     plan.unique.resize(static_cast<size_t>(total));
     int64_t* u = plan.unique.data();
     parallel_chunks(words, plan_parts(words, kGrain / 64), [&](int64_t b, int64_t e, int) {
@@ -398,73 +467,113 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan) {
         }
       }
     });
-    parallel_chunks(n, parts, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i) slot[i] = mp[local[i] - lo];
-    });
+    if (!for_pieces(n, kPiece, parts, intr, [&](int64_t b, int64_t e, int) {
+          for (int64_t i = b; i < e; ++i) slot[i] = mp[loc[i] - lo];
+        }))
+      return stop();
   } else {
-    std::vector<int64_t> sorted(local.begin(), local.begin() + n);
-    std::sort(sorted.begin(), sorted.end());
-    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
-    plan.unique = std::move(sorted);
+    // Sparse: a merge sort whose leaves are sorted by std::sort, so that it can be polled
+    // between leaves and between merges (a single std::sort of 100M ids takes seconds).
+    auto& sorted = scratch.sorted;
+    auto& merged = scratch.merged;
+    sorted.assign(local.begin(), local.begin() + n);
+    constexpr int64_t kLeaf = int64_t(1) << 20;
+    for (int64_t s = 0; s < n; s += kLeaf) {
+      if (s > 0 && intr.poll()) return stop();
+      std::sort(sorted.begin() + s, sorted.begin() + std::min(n, s + kLeaf));
+    }
+    if (n > kLeaf) merged.resize(static_cast<size_t>(n));
+    for (int64_t width = kLeaf; width < n; width *= 2) {
+      for (int64_t s = 0; s < n; s += 2 * width) {
+        if (intr.poll()) return stop();
+        const int64_t m = std::min(n, s + width), e = std::min(n, s + 2 * width);
+        std::merge(sorted.begin() + s, sorted.begin() + m, sorted.begin() + m,
+                   sorted.begin() + e, merged.begin() + s);
+      }
+      sorted.swap(merged);
+    }
+    const int64_t nu = std::unique(sorted.begin(), sorted.begin() + n) - sorted.begin();
+    plan.unique.assign(sorted.begin(), sorted.begin() + nu);
     const int64_t* u = plan.unique.data();
-    const int64_t nu = static_cast<int64_t>(plan.unique.size());
-    parallel_for(n, 1 << 14, [&](int64_t b, int64_t e, int) {
-      for (int64_t i = b; i < e; ++i)
-        slot[i] = std::lower_bound(u, u + nu, local[i]) - u;
-    });
+    const int64_t* loc = local.data();
+    if (!for_pieces(n, kPiece / 8, plan_parts(n, 1 << 14), intr,
+                    [&](int64_t b, int64_t e, int) {
+                      for (int64_t i = b; i < e; ++i)
+                        slot[i] = std::lower_bound(u, u + nu, loc[i]) - u;
+                    }))
+      return stop();
   }
   return -1;
 }
 
+size_t coalesce_scratch_held() noexcept { return thread_scratch().held(); }
+
 template <class T>
-void coalesce_sum(const CoalescePlan& plan, const T* values, int64_t dim, T* out) {
+bool coalesce_sum(const CoalescePlan& plan, const T* values, int64_t dim, T* out,
+                  const Interrupt& intr) {
   const int64_t n = static_cast<int64_t>(plan.slot.size());
-  if (n == 0 || dim == 0) return;
+  if (n == 0 || dim == 0) return true;
   const int64_t* slot = plan.slot.data();
   const int64_t nu = static_cast<int64_t>(plan.unique.size());
-  const int64_t row_bytes = dim * static_cast<int64_t>(sizeof(T));
-  const bool pf = nu * row_bytes > kPrefetchTableBytes;
+  const int64_t row_bytes = mul_sat(dim, static_cast<int64_t>(sizeof(T)));
+  const int64_t out_bytes = mul_sat(nu, row_bytes);
+  const bool pf = out_bytes > kPrefetchTableBytes;
   const int parts = plan_parts(n, grain_rows(row_bytes));
   // A fresh output's page faults, taken here in order on one thread: taken by several
   // workers at once they cost about twice as much (measured).
-  if (nu * row_bytes >= kPrefaultBytes) {
+  if (out_bytes >= kPrefaultBytes) {
     volatile char* c = reinterpret_cast<volatile char*>(out);
-    for (int64_t o = 0; o < nu * row_bytes; o += 4096) c[o] = 0;  // out is zero-filled
+    for (int64_t o = 0; o < out_bytes; o += 4096) {
+      if (o % kPollBytes == 0 && o > 0 && intr.poll()) return false;
+      c[o] = 0;  // out is zero-filled
+    }
   }
-  auto slot_of = [&](int64_t i) { return slot[i]; };
-  if (add_by_columns(out, dim, values, n, parts, pf, slot_of)) return;
-  dispatch_dim(dim, [&](auto fd) {
-    constexpr int64_t FD = decltype(fd)::value;
-    parallel_parts(parts, [&](int p) {
-      auto prefetch = [&](int64_t s) { prefetch_write(out + s * dim); };
-      auto add = [&](int64_t i, int64_t s) { add_row1<T, FD>(out + s * dim, values + i * dim, dim); };
-      if (parts > 1 && row_bytes <= kCompactRowBytes) {
-        if (pf)
-          for_owned<true>(slot, n, nu, p, parts, prefetch, add);
-        else
-          for_owned<false>(slot, n, nu, p, parts, prefetch, add);
-        return;
-      }
-      for (int64_t i = 0; i < n; ++i) {
-        if (pf && i + kAhead < n) {
-          const int64_t f = slot[i + kAhead];
-          if (parts == 1 || owner_of(f, parts) == p) prefetch(f);
+  // Positions per piece between polls (a piece reads its values rows and adds them to out
+  // rows).  Pieces run one after the other, each row's additions stay in index order.
+  const int64_t piece =
+      std::max<int64_t>(2 * grain_rows(row_bytes),
+                        kPollBytes / std::max<int64_t>(1, mul_sat(row_bytes, 2) + 8));
+  for (int64_t s0 = 0; s0 < n; s0 += piece) {
+    if (s0 > 0 && intr.poll()) return false;
+    const int64_t m = std::min(piece, n - s0);
+    const int64_t* sl = slot + s0;
+    const T* vals = values + s0 * dim;
+    auto slot_of = [&](int64_t i) { return sl[i]; };
+    if (add_by_columns(out, dim, vals, m, parts, pf, slot_of)) continue;
+    dispatch_dim(dim, [&](auto fd) {
+      constexpr int64_t FD = decltype(fd)::value;
+      parallel_parts(parts, [&](int p) {
+        auto prefetch = [&](int64_t s) { prefetch_write(out + s * dim); };
+        auto add = [&](int64_t i, int64_t s) { add_row1<T, FD>(out + s * dim, vals + i * dim, dim); };
+        if (parts > 1 && row_bytes <= kCompactRowBytes) {
+          if (pf)
+            for_owned<true>(sl, m, nu, p, parts, prefetch, add);
+          else
+            for_owned<false>(sl, m, nu, p, parts, prefetch, add);
+          return;
         }
-        const int64_t s = slot[i];
-        if (parts > 1 && owner_of(s, parts) != p) continue;
-        add(i, s);
-      }
+        for (int64_t i = 0; i < m; ++i) {
+          if (pf && i + kAhead < m) {
+            const int64_t f = sl[i + kAhead];
+            if (parts == 1 || owner_of(f, parts) == p) prefetch(f);
+          }
+          const int64_t s = sl[i];
+          if (parts > 1 && owner_of(s, parts) != p) continue;
+          add(i, s);
+        }
+      });
+      return 0;
     });
-    return 0;
-  });
+  }
+  return true;
 }
 
 #define FE_INST_I(I)                                                                  \
-  template int64_t find_bad_id<I>(const I*, int64_t, int64_t);                        \
-  template int64_t coalesce_plan<I>(const I*, int64_t, CoalescePlan&);
+  template int64_t find_bad_id<I>(const I*, int64_t, int64_t, const Interrupt&);      \
+  template int64_t coalesce_plan<I>(const I*, int64_t, CoalescePlan&, const Interrupt&);
 #define FE_INST_TI(T, I)                                                              \
   template int64_t gather<T, I>(const T*, int64_t, int64_t, int64_t, const I*, int64_t, \
-                                T*);                                                  \
+                                T*, const Interrupt&);                                \
   template int64_t scatter_add<T, I>(T*, int64_t, int64_t, const I*, int64_t, const T*, T);
 
 FE_INST_I(int32_t)
@@ -473,7 +582,9 @@ FE_INST_TI(float, int32_t)
 FE_INST_TI(float, int64_t)
 FE_INST_TI(double, int32_t)
 FE_INST_TI(double, int64_t)
-template void coalesce_sum<float>(const CoalescePlan&, const float*, int64_t, float*);
-template void coalesce_sum<double>(const CoalescePlan&, const double*, int64_t, double*);
+template bool coalesce_sum<float>(const CoalescePlan&, const float*, int64_t, float*,
+                                  const Interrupt&);
+template bool coalesce_sum<double>(const CoalescePlan&, const double*, int64_t, double*,
+                                   const Interrupt&);
 
 }  // namespace fe

@@ -234,6 +234,11 @@ void set_num_threads(int n) {
   pool().set_threads(n);
 }
 
+// floor(n * p / parts) without forming n * p, which overflows int64 for n above 2^55.
+static int64_t cut(int64_t n, int p, int parts) noexcept {
+  return (n / parts) * p + (n % parts) * p / parts;
+}
+
 int plan_parts(int64_t n, int64_t grain) noexcept {
   if (grain < 1) grain = 1;
   int t = get_num_threads();
@@ -246,8 +251,8 @@ int parallel_for(int64_t n, int64_t grain, const RangeFn& fn) {
   if (n <= 0) return 0;
   int parts = plan_parts(n, grain);
   auto chunk = [&](int p) {
-    int64_t b = n * p / parts;
-    int64_t e = n * (p + 1) / parts;
+    int64_t b = cut(n, p, parts);
+    int64_t e = cut(n, p + 1, parts);
     if (b < e) fn(b, e, p);
   };
   if (parts == 1) {
@@ -265,8 +270,8 @@ int parallel_for(int64_t n, int64_t grain, const RangeFn& fn) {
 void parallel_chunks(int64_t n, int parts, const RangeFn& fn) {
   if (n <= 0 || parts <= 0) return;
   parallel_parts(parts, [&](int p) {
-    const int64_t b = n * p / parts;
-    const int64_t e = n * (p + 1) / parts;
+    const int64_t b = cut(n, p, parts);
+    const int64_t e = cut(n, p + 1, parts);
     if (b < e) fn(b, e, p);
   });
 }
