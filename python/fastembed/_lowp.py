@@ -181,7 +181,7 @@ class QuantizedTable:
             head = f.read(_HEADER)
         if len(head) < _HEADER or head[:8] != _MAGIC:
             raise ValueError(f"{path}: not a fastembed QuantizedTable file (bad header)")
-        version, bits, rows, dim, poff = struct.unpack("<IIQQQ", head[8:36])
+        version, bits, rows, dim, poff = struct.unpack("<IIQQQ", head[8:40])
         if version != 1 or bits not in (4, 8):
             raise ValueError(f"{path}: unsupported QuantizedTable version {version} or bits "
                              f"{bits}")
