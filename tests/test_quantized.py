@@ -93,7 +93,10 @@ def test_memory_is_what_the_bits_say(bits, dim):
     code_bytes = dim if bits == 8 else (dim + 1) // 2
     assert q.nbytes == 1000 * code_bytes + 8 * 1000
     assert q.codes.nbytes + q.params.nbytes == q.nbytes
-    assert set(vars(q)) == {"codes", "params", "bits", "shape"}  # nothing else held
+    assert set(vars(q)) == {"data", "bits", "shape"}  # nothing else held
+    assert q.data.shape == (1000, code_bytes + 8)
+    # Fused rows: codes, then scale and bias.
+    assert np.array_equal(q.data[:, code_bytes:].view(np.float32), q.params)
     assert q.shape == (1000, dim) and q.bits == bits
 
 
@@ -171,10 +174,10 @@ def test_save_load(tmp_path, bits, mmap_mode):
     q = quantize_rows(floats(300, 33), bits)
     p = tmp_path / "t.feq"
     q.save(p)
-    assert p.stat().st_size == 64 + q.codes.nbytes + (-(64 + q.codes.nbytes) % 8) + q.params.nbytes
+    assert p.stat().st_size == 64 + q.nbytes
     r = QuantizedTable.load(p, mmap_mode=mmap_mode)
     assert r.shape == q.shape and r.bits == bits
-    assert isinstance(r.codes, np.memmap) == (mmap_mode == "r")
+    assert isinstance(r.data, np.memmap) == (mmap_mode == "r")
     assert np.array_equal(r.dequantize(), q.dequantize())
     ids = [[0, 299, 5]]
     assert np.array_equal(fe.ops.embedding_bag(r, ids), fe.ops.embedding_bag(q, ids))

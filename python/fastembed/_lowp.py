@@ -60,38 +60,49 @@ class QuantizedTable:
     two roundings). ``fastembed.ops.gather`` and ``fastembed.ops.embedding_bag`` take it
     and dequantize on the fly into float32.
 
-    Layout (in memory and in the file, after a 64-byte header): ``codes``, a
-    ``(rows, code_bytes)`` uint8 array (``code_bytes = dim`` for 8 bits,
-    ``ceil(dim / 2)`` for 4 bits: element ``k`` is the low nibble of byte ``k // 2``
-    when ``k`` is even, the high nibble when odd; an odd ``dim`` leaves the last high
-    nibble 0), then ``params``, a ``(rows, 2)`` float32 array of ``(scale, bias)`` per
-    row. Nothing else is held: ``nbytes = rows * code_bytes + 8 * rows``.
+    Layout (as FBGEMM's fused rows): one ``(rows, code_bytes + 8)`` uint8 array ``data``;
+    row ``r`` is its ``code_bytes`` codes, then its float32 scale and bias
+    (little-endian). ``code_bytes = dim`` for 8 bits and ``ceil(dim / 2)`` for 4 bits,
+    where element ``k`` is the low nibble of byte ``k // 2`` when ``k`` is even and the
+    high nibble when odd (an odd ``dim`` leaves the last high nibble 0). A lookup reads
+    one span of memory per row. Nothing else is held:
+    ``nbytes = rows * code_bytes + 8 * rows``. The file written by :meth:`save` is a
+    64-byte header followed by ``data``.
 
     Attributes
     ----------
     shape : (rows, dim)
     bits : 8 or 4
-    codes : ndarray of uint8, shape (rows, code_bytes)
-    params : ndarray of float32, shape (rows, 2)
+    data : ndarray of uint8, shape (rows, code_bytes + 8)
+    codes : ndarray of uint8, shape (rows, code_bytes) (a view of ``data``)
+    params : ndarray of float32, shape (rows, 2): (scale, bias) per row (a view)
     """
 
     _fe_quantized_rows = True  # recognised by the native ops
 
-    def __init__(self, codes: np.ndarray, params: np.ndarray, dim: int, bits: int):
+    def __init__(self, data: np.ndarray, dim: int, bits: int):
         if bits not in (4, 8):
             raise ValueError(f"bits must be 8 or 4, got {bits!r}")
-        rows = codes.shape[0]
         cb = dim if bits == 8 else (dim + 1) // 2
-        if codes.dtype != np.uint8 or codes.shape != (rows, cb):
-            raise ValueError(f"codes must be a ({rows}, {cb}) uint8 array, got "
-                             f"{codes.shape} {codes.dtype}")
-        if params.dtype != np.float32 or params.shape != (rows, 2):
-            raise ValueError(f"params must be a ({rows}, 2) float32 array, got "
-                             f"{params.shape} {params.dtype}")
-        self.codes = codes
-        self.params = params
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+                or data.shape[1] != cb + 8 or not data.flags.c_contiguous:
+            raise ValueError(f"data must be a C-contiguous (rows, {cb + 8}) uint8 array, got "
+                             f"{getattr(data, 'shape', None)} {getattr(data, 'dtype', None)}")
+        self.data = data
         self.bits = int(bits)
-        self.shape = (int(rows), int(dim))
+        self.shape = (int(data.shape[0]), int(dim))
+
+    @property
+    def code_bytes(self) -> int:
+        return self.data.shape[1] - 8
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.data[:, :self.code_bytes]
+
+    @property
+    def params(self) -> np.ndarray:
+        return self.data[:, self.code_bytes:].view("<f4")
 
     @property
     def dtype(self) -> np.dtype:
@@ -101,7 +112,7 @@ class QuantizedTable:
     @property
     def nbytes(self) -> int:
         """Bytes held: the codes and 8 bytes (scale, bias) per row."""
-        return int(self.codes.nbytes + self.params.nbytes)
+        return int(self.data.nbytes)
 
     @property
     def scale(self) -> np.ndarray:
@@ -119,9 +130,9 @@ class QuantizedTable:
 
     def unpacked_codes(self) -> np.ndarray:
         """The (rows, dim) uint8 codes (4-bit codes unpacked)."""
-        if self.bits == 8:
-            return np.asarray(self.codes)
         c = np.asarray(self.codes)
+        if self.bits == 8:
+            return c
         out = np.empty((c.shape[0], 2 * c.shape[1]), dtype=np.uint8)
         out[:, 0::2] = c & 0x0F
         out[:, 1::2] = c >> 4
@@ -130,30 +141,32 @@ class QuantizedTable:
     def dequantize(self) -> np.ndarray:
         """The float32 table ``scale * code + bias`` row by row (what lookups read)."""
         c = self.unpacked_codes().astype(np.float32)
-        p = np.asarray(self.params)
+        p = np.asarray(self.params, dtype=np.float32)
         return c * p[:, :1] + p[:, 1:]
 
     # -- files -------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the table to one file: a 64-byte header, the codes, then the params.
+        """Write the table to one file: a 64-byte header, then ``data``.
 
         Header: ``b"FEQTABLE"``, then little-endian uint32 version (1), uint32 bits,
-        uint64 rows, uint64 dim, uint64 offset of params (8-byte aligned); zero padding.
-        Written to a temporary file and renamed, so a crash leaves the old file.
+        uint64 rows, uint64 dim; zero padding. Written to a temporary file and renamed,
+        so a crash leaves the old file.
         """
         path = os.fspath(path)
         rows, dim = self.shape
-        poff = _params_offset(rows, self.codes.shape[1] if rows else 0)
-        header = _MAGIC + struct.pack("<IIQQQ", 1, self.bits, rows, dim, poff)
+        header = _MAGIC + struct.pack("<IIQQ", 1, self.bits, rows, dim)
         tmp = path + ".fe-tmp"
-        with open(tmp, "wb") as f:
-            f.write(header.ljust(_HEADER, b"\0"))
-            f.write(np.ascontiguousarray(self.codes).tobytes())
-            f.write(b"\0" * (poff - _HEADER - self.codes.nbytes))
-            f.write(np.ascontiguousarray(self.params, dtype="<f4").tobytes())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as f:
+                f.write(header.ljust(_HEADER, b"\0"))
+                f.write(np.ascontiguousarray(self.data).data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
     @classmethod
     def load(cls, path, mmap_mode=None) -> "QuantizedTable":
@@ -181,36 +194,26 @@ class QuantizedTable:
             head = f.read(_HEADER)
         if len(head) < _HEADER or head[:8] != _MAGIC:
             raise ValueError(f"{path}: not a fastembed QuantizedTable file (bad header)")
-        version, bits, rows, dim, poff = struct.unpack("<IIQQQ", head[8:40])
+        version, bits, rows, dim = struct.unpack("<IIQQ", head[8:32])
         if version != 1 or bits not in (4, 8):
             raise ValueError(f"{path}: unsupported QuantizedTable version {version} or bits "
                              f"{bits}")
-        cb = dim if bits == 8 else (dim + 1) // 2
-        if rows and poff != _params_offset(rows, cb) or size != poff + 8 * rows:
+        width = (dim if bits == 8 else (dim + 1) // 2) + 8
+        if size != _HEADER + rows * width:
             raise ValueError(f"{path}: the file size {size} does not match its header "
                              f"({rows} rows, dim {dim}, {bits} bits; expected "
-                             f"{poff + 8 * rows} bytes)")
-        if mmap_mode == "r":
-            codes = np.memmap(path, dtype=np.uint8, mode="r", offset=_HEADER,
-                              shape=(rows, cb)) if rows * cb else np.zeros((rows, cb), np.uint8)
-            params = np.memmap(path, dtype="<f4", mode="r", offset=poff,
-                               shape=(rows, 2)) if rows else np.zeros((0, 2), np.float32)
+                             f"{_HEADER + rows * width} bytes)")
+        if mmap_mode == "r" and rows:
+            data = np.memmap(path, dtype=np.uint8, mode="r", offset=_HEADER, shape=(rows, width))
         else:
             with open(path, "rb") as f:
                 f.seek(_HEADER)
-                codes = np.frombuffer(f.read(rows * cb), dtype=np.uint8).reshape(rows, cb).copy()
-                f.seek(poff)
-                params = np.frombuffer(f.read(8 * rows), dtype="<f4").reshape(rows, 2).copy()
-        return cls(codes, params.view(np.float32) if params.dtype != np.float32 else params,
-                   dim, bits)
+                data = np.frombuffer(f.read(rows * width), dtype=np.uint8) \
+                    .reshape(rows, width).copy()
+        return cls(data, dim, bits)
 
     def __reduce__(self):
-        return (QuantizedTable, (np.asarray(self.codes), np.asarray(self.params),
-                                 self.shape[1], self.bits))
-
-
-def _params_offset(rows: int, code_bytes: int) -> int:
-    return (_HEADER + rows * code_bytes + 7) // 8 * 8
+        return (QuantizedTable, (np.array(self.data), self.shape[1], self.bits))
 
 
 def quantize_rows(table, bits: int = 8) -> QuantizedTable:
@@ -253,8 +256,10 @@ def quantize_rows(table, bits: int = 8) -> QuantizedTable:
         raise ValueError(f"table must be 2-D (rows, dim), got shape {table.shape}")
     rows, dim = table.shape
     levels = (1 << bits) - 1
-    codes = np.empty((rows, dim if bits == 8 else (dim + 1) // 2), dtype=np.uint8)
-    params = np.zeros((rows, 2), dtype=np.float32)
+    cb = dim if bits == 8 else (dim + 1) // 2
+    data = np.zeros((rows, cb + 8), dtype=np.uint8)
+    codes = data[:, :cb]
+    params = data[:, cb:].view("<f4")
     # In blocks of rows: the float32 temporaries stay small for huge tables.
     block = max(1, (1 << 22) // max(dim, 1))
     with np.errstate(over="ignore", invalid="ignore"):
@@ -286,4 +291,4 @@ def quantize_rows(table, bits: int = 8) -> QuantizedTable:
                 codes[r0:r0 + block] = q[:, 0::2] | (q[:, 1::2] << 4)
             params[r0:r0 + block, 0] = scale
             params[r0:r0 + block, 1] = lo
-    return QuantizedTable(codes, params, dim, bits)
+    return QuantizedTable(data, dim, bits)

@@ -12,7 +12,7 @@ struct LowpArg {
   bool ok = false;
   bool quantized = false;
   fe::LowpTable t;
-  py::object codes, params;  // keep the QuantizedTable's arrays alive during the call
+  py::object codes;  // keeps the QuantizedTable's array alive during the call
 };
 
 inline const char* lowp_name(fe::LowpKind k) {
@@ -93,29 +93,24 @@ inline LowpArg lowp_arg(py::handle h, const char* what) {
   }
   if (is_ndarray(h) || !py::hasattr(h, "_fe_quantized_rows")) return r;
   const int bits = h.attr("bits").cast<int>();
-  py::object codes = h.attr("codes"), params = h.attr("params");
+  py::object data = h.attr("data");
   const int64_t dim = h.attr("shape").cast<py::tuple>()[1].cast<int64_t>();
-  if (!is_ndarray(codes) || !is_ndarray(params) || (bits != 8 && bits != 4))
-    throw py::value_error(std::string(what) + " is a malformed QuantizedTable");
-  Arr c = view(codes), p = view(params);
   const int64_t cb = bits == 8 ? dim : (dim + 1) / 2;
-  if (c.nd != 2 || p.nd != 2 || item_bytes(c) != 1 || c.kind != 'u' || p.dt != DType::F32 ||
-      c.dim(1) != cb || p.dim(0) != c.dim(0) || p.dim(1) != 2 || !c.c_contiguous() ||
-      !p.c_contiguous() || !p.aligned())
-    throw py::value_error(std::string(what) +
-                          " is a malformed QuantizedTable (codes must be (rows, " +
-                          std::to_string(cb) + ") uint8 and params (rows, 2) float32, both "
-                          "C-contiguous)");
+  if (!is_ndarray(data) || (bits != 8 && bits != 4))
+    throw py::value_error(std::string(what) + " is a malformed QuantizedTable");
+  Arr c = view(data);
+  if (c.nd != 2 || c.kind != 'u' || item_bytes(c) != 1 || c.dim(1) != cb + 8 ||
+      !c.c_contiguous())
+    throw py::value_error(std::string(what) + " is a malformed QuantizedTable (data must be a "
+                          "C-contiguous (rows, " + std::to_string(cb + 8) + ") uint8 array)");
   r.ok = true;
   r.quantized = true;
   r.t.kind = bits == 8 ? fe::LowpKind::Q8 : fe::LowpKind::Q4;
   r.t.data = c.data;
-  r.t.params = reinterpret_cast<const float*>(p.data);
   r.t.rows = c.dim(0);
   r.t.dim = dim;
-  r.t.stride = cb;
-  r.codes = std::move(codes);
-  r.params = std::move(params);
+  r.t.stride = cb + 8;
+  r.codes = std::move(data);
   return r;
 }
 

@@ -54,8 +54,8 @@ constexpr int64_t kGrainBytes = 128 * 1024;
 
 int64_t stored_row_bytes(const LowpTable& t) {
   switch (t.kind) {
-    case LowpKind::Q8: return std::max<int64_t>(1, t.dim);
-    case LowpKind::Q4: return std::max<int64_t>(1, (t.dim + 1) / 2);
+    case LowpKind::Q8:
+    case LowpKind::Q4: return std::max<int64_t>(1, t.stride);
     default: return std::max<int64_t>(1, mul_sat(t.dim, 2));
   }
 }

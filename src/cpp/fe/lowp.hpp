@@ -3,8 +3,9 @@
 // Storage (LowpTable):
 //   F16 / BF16: rows x dim 16-bit elements (IEEE binary16 / bfloat16 bit patterns), row r
 //     at data + r*stride (in elements; dim contiguous elements).
-//   Q8 / Q4: codes, rows x code_bytes bytes (row r at data + r*stride bytes), and params,
-//     rows x 2 float32 (scale, bias) per row.  Element k of row r dequantizes to
+//   Q8 / Q4: rows of stride = code_bytes + 8 bytes, row r at data + r*stride: its codes,
+//     then its float32 scale and bias (native byte order, any alignment), as FBGEMM's
+//     fused rows, so one lookup touches one span of memory.  Element k of row r is
 //       x = scale * float(c) + bias          (two float32 roundings, no fused multiply-add)
 //     with c = codes[r][k] (Q8), or for Q4 the nibble k of the row: byte k/2, low nibble
 //     for even k, high nibble for odd k (code_bytes = ceil(dim/2); an odd dim leaves the
@@ -51,10 +52,9 @@ enum class LowpKind { F16 = 0, BF16 = 1, Q8 = 2, Q4 = 3 };
 struct LowpTable {
   LowpKind kind = LowpKind::F16;
   const void* data = nullptr;   // elements (F16/BF16) or codes (Q8/Q4)
-  const float* params = nullptr;  // Q8/Q4: rows x 2 (scale, bias)
   int64_t rows = 0;
   int64_t dim = 0;
-  int64_t stride = 0;  // elements (F16/BF16) or bytes (Q8/Q4) between rows
+  int64_t stride = 0;  // elements (F16/BF16), or bytes (Q8/Q4: code_bytes + 8) between rows
 };
 
 FE_INLINE float bits_to_f32(uint32_t b) noexcept {
