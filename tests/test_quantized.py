@@ -250,3 +250,22 @@ def test_quantized_layers_are_frozen(tmp_path, bits):
     with pytest.raises(ValueError, match="bits"):
         e.quantize(3)
     assert np.array_equal(q.get_weights()[0], q.embeddings.dequantize())
+
+
+@pytest.mark.parametrize("bits", BITS)
+def test_bags_same_for_any_thread_count(bits):
+    rng = np.random.default_rng(8)
+    q = quantize_rows(floats(5000, 64), bits)
+    ids = rng.integers(0, 5000, (4000, 20))
+    w = rng.standard_normal(ids.shape).astype(np.float32)
+    n0 = fe.get_num_threads()
+    try:
+        fe.set_num_threads(1)
+        a = fe.ops.embedding_bag(q, ids, mode="mean", per_sample_weights=w)
+        g1 = fe.ops.gather(q, ids)
+        fe.set_num_threads(2)
+        b = fe.ops.embedding_bag(q, ids, mode="mean", per_sample_weights=w)
+        g2 = fe.ops.gather(q, ids)
+    finally:
+        fe.set_num_threads(n0)
+    assert np.array_equal(a, b) and np.array_equal(g1, g2)
