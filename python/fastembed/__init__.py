@@ -16,6 +16,7 @@ from . import optimizers
 from .text import Tokenizer, text_to_word_sequence, tokenizer_from_json
 from .sequence import pad_sequences
 from .layers import Embedding, EmbeddingBag, SparseGradient
+from ._lowp import QuantizedTable
 from .vectors import WordVectors, build_embedding_matrix, embedding_coverage, load_vectors
 from .preprocessing import StringLookup, TextVectorization
 from ._keras_pickle import load_keras_tokenizer
@@ -33,6 +34,7 @@ __all__ = [
     "Embedding",
     "EmbeddingBag",
     "SparseGradient",
+    "QuantizedTable",
     "WordVectors",
     "load_vectors",
     "build_embedding_matrix",

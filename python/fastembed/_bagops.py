@@ -16,7 +16,9 @@ def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
 
     Parameters
     ----------
-    table : ndarray, shape (V, D), float32 or float64
+    table : ndarray, shape (V, D), float32, float64, float16 or bfloat16; or a QuantizedTable
+        float16 / bfloat16 / quantized tables are read as float32 (exactly: upcast, or
+        dequantized as ``scale * code + bias``), pooled in float32, and give float32.
     ids : ndarray of int
         2-D ``(B, L)``: each row is a bag (`offsets` must be None). 1-D ``(N,)``: the
         bags start at `offsets`. Any integer dtype; float ids are refused (TypeError).
@@ -26,14 +28,15 @@ def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
         ``ids[offsets[b]:offsets[b+1]]`` (the last one runs to the end).
     mode : {"sum", "mean", "max"}
     per_sample_weights : ndarray, same shape as `ids`, optional
-        Table dtype. ``sum`` -> ``sum w_i e_i``; ``mean`` -> ``sum w_i e_i / sum w_i``
+        Table dtype (float32, or the table's dtype, for half and quantized tables).
+        ``sum`` -> ``sum w_i e_i``; ``mean`` -> ``sum w_i e_i / sum w_i``
         (zeros when the weights sum to 0); refused with ``max`` (ValueError).
     mask_zero : bool
         Leave the id 0 out of every bag.
 
     Returns
     -------
-    ndarray, shape (B, D), the table's dtype
+    ndarray, shape (B, D), the table's dtype (float32 for half and quantized tables)
         An empty bag (or one holding only masked ids) gives zeros.
 
     Notes

@@ -20,6 +20,7 @@ import numpy as np
 from . import _bagops, ops
 from ._ids import as_array, as_flag, as_ids
 from ._interrupts import deferred
+from ._lowp import QuantizedTable, half_dtype, is_half, quantize_rows, work_dtype
 
 __all__ = ["SparseGradient", "Embedding", "EmbeddingBag"]
 
@@ -37,13 +38,23 @@ _KERAS_INITIALIZERS = {"RandomUniform": "uniform", "RandomNormal": "normal",
 
 
 def _float_dtype(dtype, what="dtype"):
+    half = half_dtype(dtype)  # float16, or bfloat16 (TypeError naming ml_dtypes without it)
+    if half is not None:
+        return half
     try:
         dt = np.dtype(dtype)
     except TypeError:
-        raise TypeError(f"{what} must be float32 or float64, got {dtype!r}") from None
+        raise TypeError(f"{what} must be float32 or float64 (or float16, bfloat16), got "
+                        f"{dtype!r}") from None
     if dt not in _FLOAT_DTYPES:
-        raise TypeError(f"{what} must be float32 or float64, got {dt}")
+        raise TypeError(f"{what} must be float32 or float64 (or float16, bfloat16), got {dt}")
     return dt
+
+
+def _saved_table(table):
+    """The array np.save writes: bfloat16 (unknown to numpy's file format) as its uint16
+    bit patterns; config.json's dtype says how to read them back."""
+    return table.view(np.uint16) if table.dtype.name == "bfloat16" else table
 
 
 def _positive_int(value, name):
@@ -110,8 +121,9 @@ class SparseGradient:
             values = as_array(values, "values", dtype=np.float32)
         if values.dtype.kind == "f" and not values.dtype.isnative:
             values = values.astype(values.dtype.newbyteorder("="))
-        if values.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"values must be float32 or float64, got dtype {values.dtype}")
+        if values.dtype not in _FLOAT_DTYPES and not is_half(values.dtype):
+            raise TypeError(f"values must be float32 or float64 (or float16, bfloat16), got "
+                            f"dtype {values.dtype}")
         if values.shape != (idx.shape[0], shape[1]):
             raise ValueError(f"values must have shape (len(indices), dim) = "
                              f"{(idx.shape[0], shape[1])}, got {values.shape}")
@@ -141,6 +153,9 @@ class SparseGradient:
 
     def coalesce(self):
         """Return the equivalent gradient with sorted unique indices and summed rows."""
+        if is_half(self.values.dtype):  # summed in float32, rounded once
+            uniq, vals = ops.coalesce(self.indices, self.values.astype(np.float32))
+            return SparseGradient(uniq, vals.astype(self.values.dtype), self.dense_shape)
         uniq, vals = ops.coalesce(self.indices, self.values)
         return SparseGradient(uniq, vals, self.dense_shape)
 
@@ -239,7 +254,12 @@ class Embedding:
         Initial table (copied; overrides the initializer).
     trainable : bool, default True
         Optimizers leave a non-trainable layer untouched.
-    dtype : {"float32", "float64"}
+    dtype : {"float32", "float64", "float16", "bfloat16"}
+        A half table (bfloat16 needs ``ml_dtypes``) halves the memory; lookups return
+        its dtype, bags float32 (accumulated in float32); gradients are summed in float32
+        and rounded once to the table's dtype; optimizers keep float32 state and round
+        each updated row to nearest, ties to even. Saved as ``embeddings.npy`` (bfloat16
+        as its uint16 bit patterns, ``config.json`` naming the dtype).
     seed : int, optional
         Seed of the random initializers.
     name : str, optional
@@ -333,7 +353,9 @@ class Embedding:
 
     # -- weights -------------------------------------------------------------------
     def get_weights(self):
-        """Return ``[copy of the table]``."""
+        """Return ``[copy of the table]`` (a quantized layer's dequantized table)."""
+        if isinstance(self.embeddings, QuantizedTable):
+            return [self.embeddings.dequantize()]
         return [np.array(self.embeddings, copy=True)]
 
     def set_weights(self, weights):
@@ -346,8 +368,11 @@ class Embedding:
         if w.shape != self.embeddings.shape:
             raise ValueError(f"Layer {self.name} weight shape {self.embeddings.shape} is not "
                              f"compatible with provided weight shape {w.shape}.")
-        if w.dtype.kind not in "fiu":
+        if w.dtype.kind not in "fiu" and not is_half(w.dtype):
             raise TypeError(f"weights must be numbers, got dtype {w.dtype}")
+        if isinstance(self.embeddings, QuantizedTable):
+            raise ValueError(f"{self.name} is quantized (frozen, read-only); set the weights "
+                             f"of the float layer and quantize it again")
         if not self.embeddings.flags.writeable:
             raise ValueError(f"the table of {self.name} is read-only (memory-mapped with "
                              f"mode 'r'); it cannot be updated")
@@ -426,10 +451,18 @@ class Embedding:
                                 None if ids is not None else
                                 "pass ids= for the gradient of another call")
         uniq, vals = ops.coalesce(arr, grad)
-        return SparseGradient(uniq, vals, self.embeddings.shape)
+        return SparseGradient(uniq, self._grad_values(vals), self.embeddings.shape)
+
+    def _grad_values(self, vals):
+        # Gradients are summed in float32 and, for a half table, rounded once to its dtype
+        # (SparseGradient values are in the table's dtype).
+        dt = self.embeddings.dtype
+        return vals.astype(dt) if is_half(dt) else vals
 
     def _grad_array(self, grad_output, shape, last_call_hint=None):
         g = as_array(grad_output, "grad_output")
+        if is_half(g.dtype):
+            g = g.astype(np.float32)
         if g.dtype.kind not in "fiu":
             raise TypeError(f"grad_output must be floats, got dtype {g.dtype}")
         if g.shape != shape:
@@ -439,7 +472,7 @@ class Embedding:
             fix = f"; {last_call_hint}" if last_call_hint else ""
             raise ValueError(f"grad_output must have shape {shape}{where}, got "
                              f"{g.shape}{fix}")
-        return np.ascontiguousarray(g, dtype=self.embeddings.dtype)
+        return np.ascontiguousarray(g, dtype=work_dtype(self.embeddings.dtype))
 
     # -- config / persistence ------------------------------------------------------
     def get_config(self):
@@ -492,6 +525,10 @@ class Embedding:
         two renames (the old copy waits in ``<path>.fe-old``), so a crash at any moment
         leaves a complete old or new copy that :meth:`load` reads.
         """
+        if isinstance(self.embeddings, QuantizedTable):
+            raise ValueError(f"{self.name} is quantized: save its table with "
+                             f"layer.embeddings.save(path) and read it back with "
+                             f"fe.QuantizedTable.load(path, mmap_mode='r')")
         path = os.fspath(path).rstrip(os.sep) or os.sep
         new, old = path + _NEW_SUFFIX, path + _OLD_SUFFIX
         if os.path.exists(path) and not os.path.isdir(path):
@@ -522,7 +559,8 @@ class Embedding:
                 os.makedirs(new)
                 table_path = os.path.join(new, _TABLE_FILE)
                 with open(table_path, "wb") as f:
-                    np.save(f, np.ascontiguousarray(self.embeddings), allow_pickle=False)
+                    np.save(f, _saved_table(np.ascontiguousarray(self.embeddings)),
+                            allow_pickle=False)
                     f.flush()
                     os.fsync(f.fileno())
                 tmp_cfg = os.path.join(new, _CONFIG_FILE + ".tmp")
@@ -555,8 +593,9 @@ class Embedding:
                 os.path.abspath(emb.filename) == os.path.abspath(os.path.join(path, _TABLE_FILE)):
             # The table maps the file just replaced: map the new one, so that "r+" updates
             # keep going to the file at `path`.
-            self.embeddings = np.load(os.path.join(path, _TABLE_FILE), mmap_mode=emb.mode,
-                                      allow_pickle=False)
+            table = np.load(os.path.join(path, _TABLE_FILE), mmap_mode=emb.mode,
+                            allow_pickle=False)
+            self.embeddings = table.view(self.dtype) if table.dtype != self.dtype else table
         if os.path.exists(old):
             shutil.rmtree(old, ignore_errors=True)
 
@@ -605,9 +644,12 @@ class Embedding:
             table = np.load(table_path, mmap_mode=mmap_mode, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise ValueError(f"{table_path}: unreadable table: {exc}") from None
-        if table.ndim != 2 or table.dtype not in _FLOAT_DTYPES:
-            raise ValueError(f"{table_path}: expected a 2-D float32/float64 table, got shape "
-                             f"{table.shape} dtype {table.dtype}")
+        if table.dtype == np.uint16 and cfg.get("dtype") == "bfloat16":
+            table = table.view(_float_dtype("bfloat16"))  # saved as its bit patterns
+        if table.ndim != 2 or (table.dtype not in _FLOAT_DTYPES and table.dtype != np.float16
+                               and table.dtype.name != "bfloat16"):
+            raise ValueError(f"{table_path}: expected a 2-D float32/float64/float16/bfloat16 "
+                             f"table, got shape {table.shape} dtype {table.dtype}")
         try:
             layer = target.from_config(dict(cfg, embeddings_initializer="zeros"))
         except (TypeError, ValueError) as exc:
@@ -630,9 +672,34 @@ class Embedding:
         m = as_array(matrix, "matrix")
         if m.ndim != 2:
             raise ValueError(f"matrix must be 2-D (input_dim, output_dim), got shape {m.shape}")
-        dtype = kwargs.pop("dtype", m.dtype if m.dtype in _FLOAT_DTYPES else np.float32)
+        dtype = kwargs.pop("dtype", m.dtype if m.dtype in _FLOAT_DTYPES or is_half(m.dtype)
+                           else np.float32)
         return cls(m.shape[0], m.shape[1], weights=[m], trainable=trainable,
                    mask_zero=mask_zero, dtype=dtype, **kwargs)
+
+    def quantize(self, bits=8):
+        """A frozen copy of this layer whose table is row-quantized to `bits` (8 or 4).
+
+        The copy looks up (and pools) float32 values dequantized on the fly from a
+        :class:`~fastembed.QuantizedTable` (``layer.embeddings``), is not trainable, and
+        optimizers leave it alone. This layer is unchanged.
+
+        Raises
+        ------
+        ValueError
+            `bits` not 8 or 4, or a row holding NaN or infinite values.
+        """
+        q = quantize_rows(self.embeddings, bits)
+        layer = object.__new__(type(self))
+        state = dict(self.__dict__)
+        state.pop("_calls", None)
+        layer.__dict__.update(state)
+        layer._calls = threading.local()
+        layer.embeddings = q
+        layer.trainable = False
+        layer.dtype = np.dtype(np.float32)
+        layer.name = f"{self.name}_q{bits}"
+        return layer
 
     def __repr__(self):
         return (f"{type(self).__name__}(input_dim={self.input_dim}, output_dim={self.output_dim}, "
@@ -673,7 +740,7 @@ class EmbeddingBag(Embedding):
             psw = as_array(per_sample_weights, "per_sample_weights")
             if psw.dtype.kind not in "fiu":
                 raise TypeError(f"per_sample_weights must be floats, got dtype {psw.dtype}")
-            psw = np.array(psw, dtype=self.embeddings.dtype, order="C", copy=True)
+            psw = np.array(psw, dtype=work_dtype(self.embeddings.dtype), order="C", copy=True)
         out, argmax = _bagops.bag_forward(self.embeddings, arr, offs, self.mode, psw,
                                        self.mask_zero, self.mode == "max")
         self._record((arr, offs, psw, argmax))
@@ -704,7 +771,7 @@ class EmbeddingBag(Embedding):
                                 "inputs again first (or on all inputs at once and split)")
         uniq, vals = _bagops.bag_backward(grad, arr, offs, self.mode, psw, self.mask_zero, argmax,
                                        self.input_dim)
-        return SparseGradient(uniq, vals, self.embeddings.shape)
+        return SparseGradient(uniq, self._grad_values(vals), self.embeddings.shape)
 
     def get_config(self):
         cfg = super().get_config()

@@ -31,6 +31,7 @@ import numpy as np
 
 from . import _core
 from ._ids import as_flag, as_ids, as_number, as_values
+from ._lowp import is_half, work_dtype
 from ._interrupts import deferred
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "get"]
@@ -298,7 +299,8 @@ class Optimizer:
                 if a.dtype.kind not in "fiu":
                     raise TypeError(f"variable {i}: slot {name!r} must hold numbers, got "
                                     f"dtype {a.dtype}")
-                slot_arrays[name] = np.array(a, dtype=table.dtype, order="C", copy=True)
+                slot_arrays[name] = np.array(a, dtype=work_dtype(table.dtype), order="C",
+                                             copy=True)
             step = operator.index(info["step"])
             if step < 0:
                 raise ValueError(f"variable {i}: negative step count {step}")
@@ -358,15 +360,19 @@ class Optimizer:
             hp = self._checked()
             names = self._needs_slots(hp)
             plan = []
+            works = {}  # one float32 copy per half table, shared by its updates in this call
             for i, var, table, grad in pairs:
+                # A half table is updated through a float32 copy (the float32 kernels and
+                # state), whose updated rows are rounded back to nearest even on commit.
+                work, grad = self._wrap(i, var, _half_work, table, grad, works)
                 if grad[0] == "sparse":
-                    rows = self._wrap(i, var, _core.optim_prepare, table, grad[1], grad[2])
+                    rows = self._wrap(i, var, _core.optim_prepare, work, grad[1], grad[2])
                     if rows.size == 0:
                         continue
-                    plan.append((i, var, table, rows, None))
+                    plan.append((i, var, (table, work, grad[1]), rows, None))
                 else:
-                    plan.append((i, var, table, None,
-                                 self._wrap(i, var, _core.optim_check_dense, table, grad[1])))
+                    plan.append((i, var, (table, work, None), None,
+                                 self._wrap(i, var, _core.optim_check_dense, work, grad[1])))
             # Steps, hyperparameters and slot arrays of every update are settled (and new
             # slots allocated) before the first write, so that nothing but the native
             # passes themselves runs between the first write and the last.
@@ -375,7 +381,7 @@ class Optimizer:
             for i, var, table, rows, dense in plan:
                 entry = entries.get(id(var))
                 if entry is None:
-                    entry = entries[id(var)] = self._entry(i, var, table, names, hp)
+                    entry = entries[id(var)] = self._entry(i, var, table[1], names, hp)
                 entry[2] += 1
                 arrays = entry[1]
                 commits.append((table, rows, dense, arrays.get(names[0]) if names else None,
@@ -383,11 +389,17 @@ class Optimizer:
                                 self._hyper(entry[2], hp)))
             all_rows = not self._lazy(hp)
             with deferred():
-                for table, rows, dense, s0, s1, h in commits:
+                for (table, work, touched), rows, dense, s0, s1, h in commits:
                     if rows is not None:
-                        _core.optim_sparse(rows, table, s0, s1, *h, all_rows)
+                        _core.optim_sparse(rows, work, s0, s1, *h, all_rows)
                     else:
-                        _core.optim_dense(table, dense, s0, s1, *h)
+                        _core.optim_dense(work, dense, s0, s1, *h)
+                    if work is not table:
+                        if touched is not None and not all_rows:
+                            touched = np.unique(touched)
+                            table[touched] = work[touched].astype(table.dtype)
+                        else:
+                            np.copyto(table, work.astype(table.dtype))
                 for slot, arrays, step, var in entries.values():
                     if slot is None:
                         self._slots.append(_Slot(var, arrays, step))
@@ -439,9 +451,12 @@ class Optimizer:
                                 f"or a float numpy array, got {type(var).__name__}")
             if table is not var and not getattr(var, "trainable", True):
                 continue
+            if getattr(table, "_fe_quantized_rows", False):
+                continue  # a quantized layer is frozen: optimizers leave it alone
             if grad is None:
                 continue
-            floats = isinstance(table, np.ndarray) and table.dtype.kind == "f"
+            floats = isinstance(table, np.ndarray) and (table.dtype.kind == "f"
+                                                        or is_half(table.dtype))
             sparse = _sparse_parts(grad)
             if sparse is not None:
                 indices, values, dense_shape = sparse
@@ -634,3 +649,26 @@ def get(identifier):
     if isinstance(identifier, dict) and "class_name" in identifier:
         return get(identifier["class_name"]).from_config(identifier.get("config", {}))
     raise ValueError(f"cannot build an optimizer from {identifier!r}")
+
+
+def _half_work(table, grad, works):
+    """(work table, grad) for one update: the table itself, or for a float16 / bfloat16
+    table a float32 copy and the gradient upcast (it must have the table's dtype)."""
+    if not (isinstance(table, np.ndarray) and is_half(table.dtype)):
+        return table, grad
+    if not table.flags.writeable:
+        raise ValueError("the variable is read-only (e.g. a memory map opened with mode "
+                         "'r'); in-place updates need a writeable array")
+    if not (table.flags.c_contiguous and table.flags.aligned):
+        raise ValueError("the variable must be a C-contiguous, aligned array to be updated "
+                         "in place")
+    vals = grad[2] if grad[0] == "sparse" else grad[1]
+    if not isinstance(vals, np.ndarray) or vals.dtype != table.dtype:
+        got = vals.dtype if isinstance(vals, np.ndarray) else type(vals).__name__
+        raise TypeError(f"the gradient must have the variable's dtype {table.dtype}, got {got}")
+    vals = vals.astype(np.float32)
+    grad = ("sparse", grad[1], vals) if grad[0] == "sparse" else ("dense", vals)
+    work = works.get(id(table))
+    if work is None:
+        work = works[id(table)] = (table, table.astype(np.float32))
+    return work[1], grad

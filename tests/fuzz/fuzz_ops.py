@@ -322,9 +322,16 @@ def do_scatter(r):
     check(v.dtype == t.dtype or isinstance(values, list),
           f"scatter_add accepted {v.dtype} values for a {t.dtype} target")
     ref = before.copy()
+    idx = np.asarray(vals, dtype=np.int64).reshape(shape)
     with np.errstate(invalid="ignore", over="ignore"):
-        np.add.at(ref, np.asarray(vals, dtype=np.int64).reshape(shape),
-                  t.dtype.type(scale) * v.astype(t.dtype))
+        if t.dtype == np.float16:
+            # Half targets: each touched row summed in float32, rounded once (issue 14).
+            acc = before.astype(np.float32)
+            np.add.at(acc, idx, np.float32(scale) * v.astype(np.float32))
+            touched = np.unique(idx)
+            ref[touched] = acc[touched].astype(np.float16)
+        else:
+            np.add.at(ref, idx, t.dtype.type(scale) * v.astype(t.dtype))
     check(same(t, ref), "scatter_add: wrong result")
     unchanged(snap, except_=(t,))
 
@@ -442,8 +449,10 @@ def do_bag(r):
           f"bag accepted per_sample_weights of shape {np.shape(w)} for ids {np.shape(ids)}")
     with np.errstate(invalid="ignore", over="ignore"):
         ref = _bag_reference(t, flat, starts, n, mode, wf, mask_zero)
-    check(got.shape == (len(starts), dim) and got.dtype == t.dtype, "bag: wrong shape/dtype")
-    tol = 1e-5 if t.dtype == np.float32 else 1e-12
+    # Half tables pool into float32 (issue 14).
+    out_dt = np.float32 if t.dtype == np.float16 else t.dtype
+    check(got.shape == (len(starts), dim) and got.dtype == out_dt, "bag: wrong shape/dtype")
+    tol = 1e-12 if t.dtype == np.float64 else 1e-5
     with np.errstate(invalid="ignore", over="ignore"):
         ok = np.allclose(got, ref, rtol=tol, atol=tol * 10, equal_nan=True)
     check(ok, f"bag: wrong values {got} vs {ref}")

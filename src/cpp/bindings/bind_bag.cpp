@@ -2,6 +2,7 @@
 // Everything is validated here, before any output is allocated; the kernels then only
 // report an id that is out of range (or changed under us), which becomes an IndexError.
 #include "common.hpp"
+#include "lowp.hpp"
 
 #include "fe/bag.hpp"  // instantiated once, in fe/bag.cpp (fe_kernels)
 
@@ -103,8 +104,65 @@ BagArgs bag_args(const Arr& table, py::handle ids_h, py::handle offsets_h, py::h
   return a;
 }
 
+// embedding_bag over a float16 / bfloat16 / quantized table: float32 weights and output.
+py::tuple lowp_embedding_bag(const LowpArg& la, py::handle table_h, py::handle ids_h,
+                             py::handle offsets_h, py::handle mode_h, py::handle psw_h,
+                             bool mask_zero, bool want_argmax) {
+  const fe::LowpTable& t = la.t;
+  // Weights: float32, or the table's own half dtype (upcast exactly).
+  py::object psw_o = py::reinterpret_borrow<py::object>(psw_h);
+  if (is_ndarray(psw_h)) {
+    const int pk = half_kind(psw_h);
+    if (pk >= 0 && !la.quantized && pk == int(t.kind))
+      psw_o = psw_h.attr("astype")("float32");
+    else if (view(psw_h).kind == 'f' || pk >= 0 || item_bytes(view(psw_h)) == 2) {
+      if (view(psw_h).dt != DType::F32)
+        throw py::type_error(std::string("per_sample_weights must be float32") +
+                             (la.quantized ? "" : " or the table's dtype") + " for a " +
+                             lowp_name(t.kind) + " table, got " + dtype_str(psw_h));
+    }
+  }
+  Arr like;
+  like.dt = DType::F32;
+  BagArgs a = bag_args(like, ids_h, offsets_h, mode_h, psw_o, mask_zero);
+  const int64_t nb = a.lay.nbags, dim = t.dim;
+  std::vector<py::ssize_t> oshape{static_cast<py::ssize_t>(nb), static_cast<py::ssize_t>(dim)};
+  checked_output({nb, dim}, 8);
+  py::array_t<float> out(oshape);
+  py::object am_o = py::none();
+  int64_t* am = nullptr;
+  if (want_argmax && a.mode == fe::BagMode::Max) {
+    py::array_t<int64_t> am_arr(oshape);
+    am = am_arr.mutable_data();
+    am_o = std::move(am_arr);
+  }
+  float* op = out.mutable_data();
+  SignalPoll sig;
+  const fe::Interrupt intr = sig.hook();
+  int64_t bad;
+  {
+    py::gil_scoped_release nogil;
+    const auto* psw = reinterpret_cast<const float*>(a.psw);
+    bad = a.ids.dt == DType::I32
+              ? fe::lowp_bag_forward(t, reinterpret_cast<const int32_t*>(a.ids.data), a.lay,
+                                     a.mode, psw, a.mask, op, am, intr)
+              : fe::lowp_bag_forward(t, reinterpret_cast<const int64_t*>(a.ids.data), a.lay,
+                                     a.mode, psw, a.mask, op, am, intr);
+  }
+  (void)table_h;
+  if (bad == fe::kInterrupted) raise_interrupted(sig);
+  if (bad >= 0) raise_bad_id(a.ids, bad, t.rows);
+  return py::make_tuple(std::move(out), am_o);
+}
+
 py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets_h,
                         py::handle mode_h, py::handle psw_h, bool mask_zero, bool want_argmax) {
+  if (!is_ndarray(table_h) || view(table_h).dt == DType::Other) {
+    LowpArg la = lowp_arg(table_h, "table");
+    if (la.ok)
+      return lowp_embedding_bag(la, table_h, ids_h, offsets_h, mode_h, psw_h, mask_zero,
+                                want_argmax);
+  }
   Arr table = readable_table(table_h, "table");
   BagArgs a = bag_args(table, ids_h, offsets_h, mode_h, psw_h, mask_zero);
   const int64_t rows = table.dim(0), dim = table.dim(1), nb = a.lay.nbags;

@@ -2,6 +2,7 @@
 // family; this file registers the thread pool and the gather / scatter-add / coalesce ops.
 // Bindings validate, take pointers, release the GIL, and map kernel results to errors.
 #include "common.hpp"
+#include "lowp.hpp"
 
 #include "fe/gather.hpp"
 #include "fe/parallel.hpp"
@@ -23,6 +24,7 @@ py::object values_normalizer() {
 void init_bag(py::module_& m);
 void init_optim(py::module_& m);
 void init_vectors(py::module_& m);
+void init_lowp(py::module_& m);
 
 namespace {
 
@@ -44,6 +46,10 @@ int64_t run_gather(const Arr& table, const Arr& ids, T* out, bool validate_first
 
 
 py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
+  if (!is_ndarray(table_h) || view(table_h).dt == DType::Other) {
+    py::object r = lowp_gather(table_h, ids_h, out_h);  // float16, bfloat16, quantized
+    if (r) return r;
+  }
   Arr table = readable_table(table_h, "table");
   py::object ids_o = usable_ids(ids_h);
   Arr ids = view(ids_o);
@@ -104,6 +110,9 @@ void check_values_shape(const Arr& values, const Arr& ids, int64_t dim, const ch
 }
 
 void scatter_add(py::handle target_h, py::handle ids_h, py::handle values_h, double scale) {
+  if ((!is_ndarray(target_h) || view(target_h).dt == DType::Other) &&
+      lowp_scatter_add(target_h, ids_h, values_h, scale))
+    return;
   Arr target = writable_table(target_h, "target");
   py::object ids_o = usable_ids(ids_h);
   Arr ids = view(ids_o);
@@ -323,4 +332,5 @@ batches up to ~0.4M ids); larger scratch is returned to the OS when the call end
   init_bag(m);
   init_optim(m);
   init_vectors(m);
+  init_lowp(m);
 }

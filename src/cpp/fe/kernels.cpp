@@ -588,6 +588,11 @@ FE_INST_TI(float, int32_t)
 FE_INST_TI(float, int64_t)
 FE_INST_TI(double, int32_t)
 FE_INST_TI(double, int64_t)
+// float16 / bfloat16 tables: gather is a copy of 16-bit rows (their arithmetic is in lowp.cpp).
+template int64_t gather<uint16_t, int32_t>(const uint16_t*, int64_t, int64_t, int64_t,
+                                           const int32_t*, int64_t, uint16_t*, const Interrupt&);
+template int64_t gather<uint16_t, int64_t>(const uint16_t*, int64_t, int64_t, int64_t,
+                                           const int64_t*, int64_t, uint16_t*, const Interrupt&);
 template bool coalesce_sum<float>(const CoalescePlan&, const float*, int64_t, float*,
                                   const Interrupt&);
 template bool coalesce_sum<double>(const CoalescePlan&, const double*, int64_t, double*,
