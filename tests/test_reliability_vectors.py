@@ -502,8 +502,9 @@ def test_interrupted_loads_leak_nothing():
     assert len(set(res["fds"])) == 1, res
     assert res["threads"] == [1] * 8, res
     # Each load holds ~10-40 MB when it is interrupted; leaking it would add that much
-    # per round.
-    assert res["rss"][-1] - res["rss"][1] < 60, res
+    # per round.  Not under ASan: its quarantine keeps freed memory resident on purpose.
+    if not ASAN:
+        assert res["rss"][-1] - res["rss"][1] < 60, res
 
 
 # ------------------------------------------------------------------ 4. unbounded input
