@@ -176,7 +176,9 @@ def make_values(r: ByteReader, shape, dtype):
 
 
 def plain_table(t) -> bool:
-    return (isinstance(t, np.ndarray) and t.dtype in (np.float32, np.float64) and t.ndim == 2
+    # float16 tables are valid for every op since the half-precision kernels.
+    return (isinstance(t, np.ndarray) and t.dtype in (np.float16, np.float32, np.float64)
+            and t.ndim == 2
             and t.dtype.isnative and t.flags.c_contiguous and t.flags.aligned)
 
 
