@@ -7,22 +7,6 @@
 
 namespace fe_py {
 
-namespace {
-
-void check_out(const Arr& o, py::handle out_h, const std::vector<int64_t>& want,
-               const std::string& dtname) {
-  if (std::vector<int64_t>(o.shape, o.shape + o.nd) != want)
-    throw py::value_error("out must have shape ids.shape + (dim,) = " + shape_str(want) +
-                          ", got " + shape_str(o));
-  if (!o.writeable()) throw py::value_error("out is read-only");
-  if (!o.c_contiguous() || !o.aligned())
-    throw py::value_error("out must be C-contiguous and aligned");
-  (void)out_h;
-  (void)dtname;
-}
-
-}  // namespace
-
 py::object lowp_gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
   LowpArg la = lowp_arg(table_h, "table");
   if (!la.ok) return py::object();
@@ -45,7 +29,7 @@ py::object lowp_gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
                            (half ? dtype_str(table_h) : std::string("float32")) +
                            (half ? " (the table's)" : " (a quantized table dequantizes into float32)") +
                            ", got " + dtype_str(out_h));
-    check_out(o, out_h, want, "");
+    check_gather_out(o, want);
     const int64_t osz = half ? 2 : 4;
     if (half ? overlaps_sized(o, osz, view(table_h), 2)
              : overlaps_sized(o, osz, view(la.codes), 1))

@@ -229,6 +229,17 @@ inline bool overlaps(const Arr& a, const Arr& b) {
   return !x.empty && !y.empty && x.lo < y.hi && y.lo < x.hi;
 }
 
+// A caller-given gather output: exactly `want`, writeable, C-contiguous and aligned (it
+// is written in place, never copied).
+inline void check_gather_out(const Arr& o, const std::vector<int64_t>& want) {
+  if (std::vector<int64_t>(o.shape, o.shape + o.nd) != want)
+    throw py::value_error("out must have shape ids.shape + (dim,) = " + shape_str(want) +
+                          ", got " + shape_str(o));
+  if (!o.writeable()) throw py::value_error("out is read-only");
+  if (!o.c_contiguous() || !o.aligned())
+    throw py::value_error("out must be C-contiguous and aligned");
+}
+
 // Checks that an output of `shape` with items of `itemsize` bytes has an element count
 // and a byte count that fit in a signed 64-bit size (numpy's limit too), before anything
 // is allocated; returns the element count.  Shapes come from user arrays that may be

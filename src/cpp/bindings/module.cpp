@@ -66,13 +66,7 @@ py::object gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
     if (o.dt != table.dt)
       throw py::type_error("out must have the table's dtype " + dtype_str(table_h) + ", got " +
                            dtype_str(out_h));
-    std::vector<int64_t> want(oshape.begin(), oshape.end());
-    if (std::vector<int64_t>(o.shape, o.shape + o.nd) != want)
-      throw py::value_error("out must have shape ids.shape + (dim,) = " + shape_str(want) +
-                            ", got " + shape_str(o));
-    if (!o.writeable()) throw py::value_error("out is read-only");
-    if (!o.c_contiguous() || !o.aligned())
-      throw py::value_error("out must be C-contiguous and aligned");
+    check_gather_out(o, std::vector<int64_t>(oshape.begin(), oshape.end()));
     if (overlaps(o, table))
       throw py::value_error("out must not overlap the table's memory (it lies within the span "
                             "of the table's rows, e.g. a view into the same buffer)");
