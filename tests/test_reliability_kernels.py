@@ -17,7 +17,7 @@ from numpy.lib.stride_tricks import as_strided
 
 import fastembed as fe
 from fastembed import _bagops, _core
-from sigint_harness import BUDGET, assert_prompt_interrupt, run_interrupted
+from sigint_harness import BUDGET, assert_prompt_interrupt, interrupt
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Set by .ci/asan.sh: ASan's allocator reports (instead of failing) requests over 1 TiB,
@@ -461,8 +461,8 @@ else:
     assert (target == full).all()
 """
     for delay in (0.02, 0.08):
-        res = run_interrupted(setup, "fe.ops.scatter_add(target, ids, values)", check,
-                              delay=delay)
+        res = interrupt(setup, "fe.ops.scatter_add(target, ids, values)", check,
+                        delay=delay)
         assert res["outcome"] == "interrupted"
         # The rest of the update runs first (~0.3 s here; more on a loaded machine).
         assert res["latency"] < BUDGET + 2.0
