@@ -1,0 +1,25 @@
+"""fastembed inside PyTorch: custom operators, drop-in modules, fused sparse optimizers.
+
+Needs torch (the extra ``fastembed[torch]``); ``import fastembed`` alone never imports it.
+"""
+from __future__ import annotations
+
+try:
+    import torch as _torch  # noqa: F401  (the real torch: imports are absolute)
+except ImportError as e:  # pragma: no cover - exercised in a child without torch
+    raise ImportError(
+        "fastembed.torch needs PyTorch: pip install 'fastembed[torch]' (or a CPU build of "
+        "torch, e.g. pip install torch==2.13.0)") from e
+
+__all__: list[str] = ["optim", "clip_grad_norm_"]
+
+
+def __getattr__(name: str):
+    # fastembed.torch.optim (and clip_grad_norm_ with it) loads on first use.
+    if name == "optim":
+        from . import optim
+        return optim
+    if name == "clip_grad_norm_":
+        from .optim import clip_grad_norm_
+        return clip_grad_norm_
+    raise AttributeError(f"module 'fastembed.torch' has no attribute {name!r}")
