@@ -17,7 +17,8 @@ class Encoder:
 
 def sequences_to_texts(sequences: Iterable[Iterable[object]],
                        index_word: Mapping[int, Hashable], num_words: Optional[int],
-                       oov_token: Optional[Hashable], oov_index: Optional[int]) -> List[str]: ...
+                       oov_token: Optional[Hashable], oov_index: Optional[int]
+                       ) -> List[str]: ...
 def sequences_to_matrix(sequences: Iterable[object], x: npt.NDArray[np.float64], width: int,
                         mode_obj: object, document_count: int,
                         index_docs: Mapping[_Id, int]) -> bool: ...

@@ -317,7 +317,8 @@ class Tokenizer:
         """
         n = len(sequences)
         local = _textfit.count_sequences(sequences)
-        index_docs_up = _textfit.count_updates(self.index_docs, list(local), list(local.values()))
+        index_docs_up = _textfit.count_updates(self.index_docs, list(local),
+                                               list(local.values()))
         document_count = self.document_count + n
         with deferred():
             self.index_docs.update(index_docs_up)
