@@ -138,8 +138,14 @@ def test_scatter_add_values_and_ids_overlap_class(dtype):
 
 
 def _optim_args(kind):
-    # kind, lr, momentum, beta_1, beta_2, epsilon, step_size
-    return (kind, 0.1, 0.9, 0.9, 0.999, 1e-7, 0.01)
+    h = _core.OptHyper()
+    h.kind, h.lr, h.momentum, h.beta1, h.beta2, h.eps, h.step_size = (
+        _core.OptKind(kind), 0.1, 0.9, 0.9, 0.999, 1e-7, 0.01)
+    return h
+
+
+def _slots(kind, s0, s1):
+    return dict(zip(_core.opt_slot_names(_core.OptKind(kind)), (s0, s1)))
 
 
 @pytest.mark.parametrize("kind", [1, 3, 4])  # momentum, Adagrad, Adam
@@ -168,8 +174,9 @@ def test_optimizer_variable_grad_slots_overlap_class(kind):
                 snap = buf.copy()
                 others = [arrs[k].copy() for k in names]
                 with pytest.raises(ValueError, match="overlap"):
-                    _core.optim_dense(arrs["var"], arrs["grad"], arrs["s0"],
-                                      arrs["s1"] if need == 2 else None, *_optim_args(kind))
+                    _core.optim_dense(arrs["var"], arrs["grad"],
+                                      _slots(kind, arrs["s0"], arrs["s1"] if need == 2 else None),
+                                      _optim_args(kind))
                 np.testing.assert_array_equal(buf, snap)
                 for k, o in zip(names, others):
                     np.testing.assert_array_equal(arrs[k], o)
@@ -181,13 +188,13 @@ def test_optimizer_variable_grad_slots_overlap_class(kind):
     s0 = buf[2:10]  # overlaps values
     s1 = np.zeros(8)
     with pytest.raises(ValueError, match="overlap"):
-        _core.optim_sparse(rows, table, s0, s1 if need == 2 else None, *_optim_args(kind),
-                           False)
+        _core.optim_sparse(rows, table, _slots(kind, s0, s1 if need == 2 else None),
+                           _optim_args(kind), False)
     if need == 2:
         s0 = np.zeros(16)[:8]
         s1 = s0.base[7:15]
-        with pytest.raises(ValueError, match="slot 1 must not overlap slot 0"):
-            _core.optim_sparse(rows, table, s0, s1, *_optim_args(kind), False)
+        with pytest.raises(ValueError, match="slot 'v' must not overlap slot 'm'"):
+            _core.optim_sparse(rows, table, _slots(kind, s0, s1), _optim_args(kind), False)
     np.testing.assert_array_equal(table, 1.0)
 
 

@@ -302,8 +302,8 @@ for i in range(5):
     t.start()
     with open(path, "rb", buffering=0) as f:
         try:
-            words, index, vectors, dim, dups, fmt, _ = _core.load_vectors(
-                f.fileno(), path, "auto", "float32", -1, size, 16384)
+            r = _core.load_vectors(f.fileno(), path, "auto", "float32", -1, size, 16384)
+            words, vectors = r.words, r.vectors
             res = {"exc": None, "n": len(words),
                    "same": vectors.tobytes() == vecs.tobytes()}
         except ValueError as exc:

@@ -544,9 +544,8 @@ def test_pretrained_embeddings_example(tmp_path, capsys, caplog):
 def _core_load(data, fmt="auto", limit=-1, block=0, dtype="float32"):
     from fastembed import _core
 
-    words, index, vectors, dim, dups, fmt_out, _ = _core.load_vectors(
-        data, "mem", fmt, dtype, limit, -1, block)
-    return words, vectors
+    r = _core.load_vectors(data, "mem", fmt, dtype, limit, -1, block)
+    return r.words, r.vectors
 
 
 @pytest.mark.parametrize("block", [16, 37, 100, 1000])

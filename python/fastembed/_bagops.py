@@ -1,11 +1,14 @@
 """``fastembed.ops.embedding_bag`` and the bag backward used by ``EmbeddingBag``.
 
-Everything is validated and computed in ``_core`` (src/cpp/bindings/bind_bag.cpp over
-src/cpp/fe/bag.hpp); this module only names the arguments.
+Ids and offsets are normalized here (``fastembed._ids``); everything else is validated
+and computed in ``_core`` (src/cpp/bindings/bind_bag.cpp over src/cpp/fe/bag.hpp).
 """
 from __future__ import annotations
 
+import numpy as np
+
 from . import _core
+from ._ids import as_ids, as_values_like
 
 __all__ = ["embedding_bag"]
 
@@ -61,17 +64,34 @@ def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
         Bad offsets (naming the position and value), wrong shapes, a bad mode, an output
         too large for 64-bit sizes.
     """
-    return _core.embedding_bag(table, ids, offsets, mode, per_sample_weights,
-                               bool(mask_zero), False)[0]
+    return bag_forward(table, ids, offsets, mode, per_sample_weights, mask_zero, False)[0]
+
+
+def _inputs(like, ids, offsets, per_sample_weights):
+    """(ids, offsets, per_sample_weights) normalized for the bindings; list weights take
+    the dtype of `like` (float32 for half and quantized tables)."""
+    ids = as_ids(ids)
+    if offsets is not None:
+        try:
+            offsets = as_ids(offsets, name="offsets")
+        except IndexError as exc:
+            # An offset too large for int64 is past the end of any ids: a bad offset.
+            raise ValueError(str(exc)) from None
+    if per_sample_weights is not None:
+        per_sample_weights = as_values_like(per_sample_weights, like, "per_sample_weights",
+                                            default=np.float32)
+    return ids, offsets, per_sample_weights
 
 
 def bag_forward(table, ids, offsets, mode, per_sample_weights, mask_zero, want_argmax):
     """(out, argmax): argmax is the (B, D) int64 id that supplied each max (or None)."""
+    ids, offsets, per_sample_weights = _inputs(table, ids, offsets, per_sample_weights)
     return _core.embedding_bag(table, ids, offsets, mode, per_sample_weights,
                                bool(mask_zero), bool(want_argmax))
 
 
 def bag_backward(grad, ids, offsets, mode, per_sample_weights, mask_zero, argmax, rows):
     """(indices, values) of the table gradient of one bag call, coalesced."""
+    ids, offsets, per_sample_weights = _inputs(grad, ids, offsets, per_sample_weights)
     return _core.embedding_bag_backward(grad, ids, offsets, mode, per_sample_weights,
                                         bool(mask_zero), argmax, int(rows))

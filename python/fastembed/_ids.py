@@ -1,5 +1,7 @@
 """Normalization of id and value arrays before they reach the native kernels.
 
+The one place that decides which ids are accepted: every caller of ``fastembed._core``
+passes its ids through ``as_ids`` (the bindings only refuse what is not normalized).
 The kernels take C-contiguous int32 or int64 ids.  Every other integer width is
 converted here (never truncated: a uint64 id that does not fit int64 is out of range
 for any table and raises IndexError), bool and string ids are refused, and float ids
@@ -12,6 +14,7 @@ import numbers
 import numpy as np
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
+_NATIVE_IDS = (np.dtype(np.int32), np.dtype(np.int64))  # native byte order
 
 
 def _pos(arr: np.ndarray, flat: int) -> str:
@@ -101,6 +104,8 @@ def as_ids(ids, allow_float: bool = False, name: str = "ids") -> np.ndarray:
     ValueError for floats that are not whole numbers, IndexError for integers that do
     not fit int64.
     """
+    if type(ids) is np.ndarray and ids.dtype in _NATIVE_IDS and ids.flags.c_contiguous:
+        return ids  # the common case, first: usable as it is
     if isinstance(ids, np.ndarray):
         arr = ids
     else:
@@ -170,6 +175,20 @@ def as_values(values, dtype, name: str = "values") -> np.ndarray:
     except TypeError as exc:
         raise TypeError(f"{name} could not be read as a {dtype} array: {exc}") from None
     return np.asarray(arr, order="C")
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def as_values_like(values, like, name: str, default=None):
+    """An array-like (a list) of float `values` as an array of the dtype of the float32 /
+    float64 table `like` (or of `default` for any other table); arrays and anything
+    else are returned as they are, for the bindings to check (they refuse another dtype
+    rather than cast it)."""
+    if isinstance(values, np.ndarray):
+        return values
+    dtype = like.dtype if isinstance(like, np.ndarray) and like.dtype in _FLOATS else default
+    return values if dtype is None else as_values(values, dtype, name)
 
 
 def as_flag(value, name: str) -> bool:

@@ -36,7 +36,17 @@ from ._interrupts import deferred
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "Adam", "get"]
 
-_SGD, _MOMENTUM, _NESTEROV, _ADAGRAD, _ADAM = 0, 1, 2, 3, 4
+_Kind = _core.OptKind  # the update formulas, defined once (fe/optim.hpp, bound)
+
+
+def _native_hyper(kind, **fields):
+    """The native update's method and hyperparameters (a bound ``_core.OptHyper``; the
+    fields not given keep its defaults, which the method does not read)."""
+    h = _core.OptHyper()
+    h.kind = kind
+    for name, value in fields.items():
+        setattr(h, name, value)
+    return h
 
 
 _SPARSE_PARTS = ("indices", "values", "dense_shape")
@@ -124,8 +134,11 @@ class _Slot:
 class Optimizer:
     """Base class: slot bookkeeping, validation, state, config.
 
-    Subclasses set ``_slot_names`` and implement ``_kind``, ``_checked`` (the validated
-    hyperparameters) and ``_hyper``.
+    Subclasses set ``_slot_names`` (the names of their state arrays, which are the
+    native method's: ``_core.opt_slot_names``) and implement ``_checked`` (the validated
+    hyperparameters), ``_kind`` (the native method, a ``_core.OptKind``) and ``_hyper``
+    (the native hyperparameters of one step); they may override ``_slot_init`` (a slot's
+    initial value), ``_needs_slots`` (the slots a configuration uses) and ``_lazy``.
     """
 
     _slot_names: tuple = ()
@@ -137,7 +150,7 @@ class Optimizer:
         self._lock = threading.Lock()
 
     # -- subclass hooks -------------------------------------------------------------
-    def _kind(self, hp) -> int:
+    def _kind(self, hp):
         raise NotImplementedError
 
     def _checked(self) -> dict:
@@ -157,8 +170,9 @@ class Optimizer:
     def _lazy(self, hp) -> bool:
         return True
 
-    def _hyper(self, step, hp) -> tuple:
-        return (self._kind(hp), hp["learning_rate"], 0.0, 0.9, 0.999, 1e-7, 0.0)
+    def _hyper(self, step, hp):
+        """The native hyperparameters of this variable's `step`-th update."""
+        return _native_hyper(self._kind(hp), lr=hp["learning_rate"])
 
     def _adopt(self, hp) -> None:
         for key, value in hp.items():
@@ -366,7 +380,7 @@ class Optimizer:
                 # state), whose updated rows are rounded back to nearest even on commit.
                 work, grad = self._wrap(i, var, _half_work, table, grad, works)
                 if grad[0] == "sparse":
-                    rows = self._wrap(i, var, _core.optim_prepare, work, grad[1], grad[2])
+                    rows = self._wrap(i, var, _prepare, work, grad[1], grad[2])
                     if rows.size == 0:
                         continue
                     plan.append((i, var, (table, work, grad[1]), rows, None))
@@ -384,16 +398,14 @@ class Optimizer:
                     entry = entries[id(var)] = self._entry(i, var, table[1], names, hp)
                 entry[2] += 1
                 arrays = entry[1]
-                commits.append((table, rows, dense, arrays.get(names[0]) if names else None,
-                                arrays.get(names[1]) if len(names) > 1 else None,
-                                self._hyper(entry[2], hp)))
+                commits.append((table, rows, dense, arrays, self._hyper(entry[2], hp)))
             all_rows = not self._lazy(hp)
             with deferred():
-                for (table, work, touched), rows, dense, s0, s1, h in commits:
+                for (table, work, touched), rows, dense, slots, h in commits:
                     if rows is not None:
-                        _core.optim_sparse(rows, work, s0, s1, *h, all_rows)
+                        _core.optim_sparse(rows, work, slots, h, all_rows)
                     else:
-                        _core.optim_dense(work, dense, s0, s1, *h)
+                        _core.optim_dense(work, dense, slots, h)
                     if work is not table:
                         if touched is not None and not all_rows:
                             touched = np.unique(touched)
@@ -509,7 +521,7 @@ class SGD(Optimizer):
         step, as Keras does.  Without momentum both are the same.
     """
 
-    _slot_names = ("momentum",)
+    _slot_names = _core.opt_slot_names(_Kind.MOMENTUM)
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, lazy=True, name=None):
         super().__init__(learning_rate, name)
@@ -523,8 +535,8 @@ class SGD(Optimizer):
 
     def _kind(self, hp):
         if hp["momentum"] == 0.0:
-            return _SGD
-        return _NESTEROV if hp["nesterov"] else _MOMENTUM
+            return _Kind.SGD
+        return _Kind.NESTEROV if hp["nesterov"] else _Kind.MOMENTUM
 
     def _needs_slots(self, hp=None):
         hp = self._checked() if hp is None else hp
@@ -534,7 +546,7 @@ class SGD(Optimizer):
         return hp["lazy"] or hp["momentum"] == 0.0
 
     def _hyper(self, step, hp):
-        return (self._kind(hp), hp["learning_rate"], hp["momentum"], 0.9, 0.999, 1e-7, 0.0)
+        return _native_hyper(self._kind(hp), lr=hp["learning_rate"], momentum=hp["momentum"])
 
     def get_config(self):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov,
@@ -556,7 +568,7 @@ class Adagrad(Optimizer):
         two agree to float32 precision).
     """
 
-    _slot_names = ("accumulator",)
+    _slot_names = _core.opt_slot_names(_Kind.ADAGRAD)
 
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  name=None):
@@ -571,13 +583,13 @@ class Adagrad(Optimizer):
                 "epsilon": _non_negative(self.epsilon, "epsilon")}
 
     def _kind(self, hp):
-        return _ADAGRAD
+        return _Kind.ADAGRAD
 
     def _slot_init(self, name, hp):
         return hp["initial_accumulator_value"]
 
     def _hyper(self, step, hp):
-        return (_ADAGRAD, hp["learning_rate"], 0.0, 0.9, 0.999, hp["epsilon"], 0.0)
+        return _native_hyper(_Kind.ADAGRAD, lr=hp["learning_rate"], eps=hp["epsilon"])
 
     def get_config(self):
         return {**super().get_config(),
@@ -604,7 +616,7 @@ class Adam(Optimizer):
         moves every row at every step (Keras' dense Adam).
     """
 
-    _slot_names = ("m", "v")
+    _slot_names = _core.opt_slot_names(_Kind.ADAM)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, lazy=True,
                  name=None):
@@ -619,7 +631,7 @@ class Adam(Optimizer):
                 "lazy": as_flag(self.lazy, "lazy")}
 
     def _kind(self, hp):
-        return _ADAM
+        return _Kind.ADAM
 
     def _lazy(self, hp):
         return hp["lazy"]
@@ -627,7 +639,8 @@ class Adam(Optimizer):
     def _hyper(self, step, hp):
         b1, b2 = hp["beta_1"], hp["beta_2"]
         step_size = hp["learning_rate"] * math.sqrt(1.0 - b2 ** step) / (1.0 - b1 ** step)
-        return (_ADAM, hp["learning_rate"], 0.0, b1, b2, hp["epsilon"], step_size)
+        return _native_hyper(_Kind.ADAM, lr=hp["learning_rate"], beta1=b1, beta2=b2,
+                             eps=hp["epsilon"], step_size=step_size)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
@@ -649,6 +662,11 @@ def get(identifier):
     if isinstance(identifier, dict) and "class_name" in identifier:
         return get(identifier["class_name"]).from_config(identifier.get("config", {}))
     raise ValueError(f"cannot build an optimizer from {identifier!r}")
+
+
+def _prepare(table, indices, values):
+    """The validated, coalesced sparse gradient of one update (``_core.SparseRows``)."""
+    return _core.optim_prepare(table, as_ids(indices), values)
 
 
 def _half_work(table, grad, works):

@@ -178,11 +178,11 @@ def load_vectors(path, format="auto", dtype="float32", limit=None):
             except OSError:
                 pass
         res = _core.load_vectors(f.fileno(), name, format, dt, lim, size)
-    words, index, vectors, dim, dups, fmt, _count = res
-    if dups:
+    if res.n_duplicates:
         _log.warning("%s: %d duplicate words ignored (the first vector of each is kept)",
-                     name, dups)
-    return WordVectors(words, vectors, index, n_duplicates=dups, format=fmt, path=name)
+                     name, res.n_duplicates)
+    return WordVectors(res.words, res.vectors, res.index, n_duplicates=res.n_duplicates,
+                       format=res.format, path=name)
 
 
 def _as_word_index(word_index):
@@ -261,7 +261,7 @@ def build_embedding_matrix(word_index, vectors, num_words=None):
     index, table = _as_vectors(vectors)
     rows, cutoff = _rows_and_cutoff(wi, num_words)
     out = np.zeros((rows, table.shape[1]), dtype=table.dtype)
-    _core.embedding_matrix(wi, index, table, rows, cutoff, out)
+    _core.fill_embedding_matrix(wi, index, table, out, cutoff)
     return out
 
 
@@ -285,5 +285,5 @@ def embedding_coverage(word_index, vectors, num_words=None):
         raise TypeError(f"vectors must be a WordVectors or a dict word -> vector, got "
                         f"{type(vectors).__name__}")
     rows, cutoff = _rows_and_cutoff(wi, num_words)
-    found, missing = _core.embedding_matrix(wi, index, None, rows, cutoff, None)
+    found, missing = _core.embedding_coverage(wi, index, rows, cutoff)
     return int(found), int(missing)

@@ -24,7 +24,7 @@ fe::BagMode parse_mode(py::handle mode_h) {
 // The validated inputs of one bag call.  Offsets are copied (the values checked are
 // the values used, whatever another thread does to the caller's buffer).
 struct BagArgs {
-  py::object ids_o, psw_o;
+  py::object psw_o;
   Arr ids;
   std::vector<int64_t> offsets;
   fe::BagLayout lay;
@@ -38,8 +38,7 @@ BagArgs bag_args(const Arr& table, py::handle ids_h, py::handle offsets_h, py::h
   BagArgs a;
   a.mode = parse_mode(mode_h);
   a.mask = mask_zero;
-  a.ids_o = usable_ids(ids_h);
-  a.ids = view(a.ids_o);
+  a.ids = ids_array(ids_h);
   const Arr& ids = a.ids;
   a.lay.n = ids.size();
   if (offsets_h.is_none()) {
@@ -52,15 +51,7 @@ BagArgs bag_args(const Arr& table, py::handle ids_h, py::handle offsets_h, py::h
     if (ids.nd != 1)
       throw py::value_error("ids must be 1-D when offsets are given, got shape " +
                             shape_str(ids));
-    py::object off_o;
-    try {
-      off_o = ids_normalizer()(offsets_h, false, "offsets");
-    } catch (py::error_already_set& e) {
-      // An offset too large for int64 is past the end of any ids: a bad offset.
-      if (e.matches(PyExc_IndexError)) throw py::value_error(py::str(e.value()).cast<std::string>());
-      throw;
-    }
-    Arr off = view(off_o);
+    Arr off = ids_array(offsets_h, "offsets");
     if (off.nd != 1)
       throw py::value_error("offsets must be 1-D, got shape " + shape_str(off));
     const int64_t nb = off.dim(0);
@@ -104,6 +95,29 @@ BagArgs bag_args(const Arr& table, py::handle ids_h, py::handle offsets_h, py::h
   return a;
 }
 
+// The outputs of one forward call: out (bags, dim) of dtype `dt` and, for max when asked,
+// the argmax (bags, dim) int64 (else None).  Sizes are checked before anything is allocated.
+struct BagOut {
+  py::object out, argmax = py::none();
+  char* out_p = nullptr;
+  int64_t* am = nullptr;
+};
+
+BagOut bag_outputs(int64_t nb, int64_t dim, DType dt, bool want_argmax, fe::BagMode mode) {
+  std::vector<py::ssize_t> oshape{static_cast<py::ssize_t>(nb), static_cast<py::ssize_t>(dim)};
+  checked_output({nb, dim}, 8);  // out (itemsize <= 8) and argmax (int64)
+  BagOut o;
+  o.out = dt == DType::F32 ? py::object(py::array_t<float>(oshape))
+                           : py::object(py::array_t<double>(oshape));
+  o.out_p = view(o.out).data;
+  if (want_argmax && mode == fe::BagMode::Max) {
+    py::array_t<int64_t> am_arr(oshape);
+    o.am = am_arr.mutable_data();
+    o.argmax = std::move(am_arr);
+  }
+  return o;
+}
+
 // embedding_bag over a float16 / bfloat16 / quantized table: float32 weights and output.
 py::tuple lowp_embedding_bag(const LowpArg& la, py::handle table_h, py::handle ids_h,
                              py::handle offsets_h, py::handle mode_h, py::handle psw_h,
@@ -115,7 +129,7 @@ py::tuple lowp_embedding_bag(const LowpArg& la, py::handle table_h, py::handle i
     const int pk = half_kind(psw_h);
     if (pk >= 0 && !la.quantized && pk == int(t.kind))
       psw_o = psw_h.attr("astype")("float32");
-    else if (view(psw_h).kind == 'f' || pk >= 0 || item_bytes(view(psw_h)) == 2) {
+    else if (view(psw_h).kind == 'f' || pk >= 0 || item_size(psw_h) == 2) {
       if (view(psw_h).dt != DType::F32)
         throw py::type_error(std::string("per_sample_weights must be float32") +
                              (la.quantized ? "" : " or the table's dtype") + " for a " +
@@ -125,18 +139,9 @@ py::tuple lowp_embedding_bag(const LowpArg& la, py::handle table_h, py::handle i
   Arr like;
   like.dt = DType::F32;
   BagArgs a = bag_args(like, ids_h, offsets_h, mode_h, psw_o, mask_zero);
-  const int64_t nb = a.lay.nbags, dim = t.dim;
-  std::vector<py::ssize_t> oshape{static_cast<py::ssize_t>(nb), static_cast<py::ssize_t>(dim)};
-  checked_output({nb, dim}, 8);
-  py::array_t<float> out(oshape);
-  py::object am_o = py::none();
-  int64_t* am = nullptr;
-  if (want_argmax && a.mode == fe::BagMode::Max) {
-    py::array_t<int64_t> am_arr(oshape);
-    am = am_arr.mutable_data();
-    am_o = std::move(am_arr);
-  }
-  float* op = out.mutable_data();
+  BagOut o = bag_outputs(a.lay.nbags, t.dim, DType::F32, want_argmax, a.mode);
+  auto* op = reinterpret_cast<float*>(o.out_p);
+  int64_t* am = o.am;
   SignalPoll sig;
   const fe::Interrupt intr = sig.hook();
   int64_t bad;
@@ -152,7 +157,7 @@ py::tuple lowp_embedding_bag(const LowpArg& la, py::handle table_h, py::handle i
   (void)table_h;
   if (bad == fe::kInterrupted) raise_interrupted(sig);
   if (bad >= 0) raise_bad_id(a.ids, bad, t.rows);
-  return py::make_tuple(std::move(out), am_o);
+  return py::make_tuple(o.out, o.argmax);
 }
 
 py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets_h,
@@ -167,18 +172,9 @@ py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets
   BagArgs a = bag_args(table, ids_h, offsets_h, mode_h, psw_h, mask_zero);
   const int64_t rows = table.dim(0), dim = table.dim(1), nb = a.lay.nbags;
   const int64_t stride = rows > 1 ? table.strides[0] / table.itemsize() : dim;
-  std::vector<py::ssize_t> oshape{static_cast<py::ssize_t>(nb), static_cast<py::ssize_t>(dim)};
-  checked_output({nb, dim}, 8);  // out (itemsize <= 8) and argmax (int64)
-  py::object out_o = table.dt == DType::F32 ? py::object(py::array_t<float>(oshape))
-                                            : py::object(py::array_t<double>(oshape));
-  py::object am_o = py::none();
-  int64_t* am = nullptr;
-  if (want_argmax && a.mode == fe::BagMode::Max) {
-    py::array_t<int64_t> am_arr(oshape);
-    am = am_arr.mutable_data();
-    am_o = std::move(am_arr);
-  }
-  char* op = view(out_o).data;
+  BagOut o = bag_outputs(nb, dim, table.dt, want_argmax, a.mode);
+  char* op = o.out_p;
+  int64_t* am = o.am;
   SignalPoll sig;
   const fe::Interrupt intr = sig.hook();
   int64_t bad;
@@ -199,7 +195,7 @@ py::tuple embedding_bag(py::handle table_h, py::handle ids_h, py::handle offsets
   }
   if (bad == fe::kInterrupted) raise_interrupted(sig);
   if (bad >= 0) raise_bad_id(a.ids, bad, rows);
-  return py::make_tuple(out_o, am_o);
+  return py::make_tuple(o.out, o.argmax);
 }
 
 py::tuple embedding_bag_backward(py::handle grad_h, py::handle ids_h, py::handle offsets_h,

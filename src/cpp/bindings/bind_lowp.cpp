@@ -1,5 +1,5 @@
 // Bindings for float16 / bfloat16 / row-quantized tables (fe/lowp.hpp): gather and
-// scatter_add on them (called from module.cpp when the table is one of these), and the
+// scatter_add on them (called from bind_gather.cpp / bind_scatter.cpp when the table is one of these), and the
 // portable conversions exposed for the tests.
 #include "lowp.hpp"
 
@@ -11,8 +11,7 @@ py::object lowp_gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
   LowpArg la = lowp_arg(table_h, "table");
   if (!la.ok) return py::object();
   const fe::LowpTable& t = la.t;
-  py::object ids_o = usable_ids(ids_h);
-  Arr ids = view(ids_o);
+  Arr ids = ids_array(ids_h);
   std::vector<py::ssize_t> oshape = ids.shape_vec();
   oshape.push_back(static_cast<py::ssize_t>(t.dim));
   const std::vector<int64_t> want(oshape.begin(), oshape.end());
@@ -31,10 +30,10 @@ py::object lowp_gather(py::handle table_h, py::handle ids_h, py::handle out_h) {
                            ", got " + dtype_str(out_h));
     check_gather_out(o, want);
     const int64_t osz = half ? 2 : 4;
-    if (half ? overlaps_sized(o, osz, view(table_h), 2)
-             : overlaps_sized(o, osz, view(la.codes), 1))
+    if (half ? overlaps(o, osz, view(table_h), 2)
+             : overlaps(o, osz, view(la.codes), 1))
       throw py::value_error("out must not overlap the table's memory");
-    if (overlaps_sized(o, osz, ids, ids.itemsize())) throw py::value_error("out must not overlap ids");
+    if (overlaps(o, osz, ids, ids.itemsize())) throw py::value_error("out must not overlap ids");
     out_o = py::reinterpret_borrow<py::object>(out_h);
   } else if (half) {
     py::tuple shp(oshape.size());
@@ -79,8 +78,7 @@ bool lowp_scatter_add(py::handle target_h, py::handle ids_h, py::handle values_h
   LowpArg la = lowp_arg(target_h, "target");
   Arr target = view(target_h);
   check_writable(target, "target");
-  py::object ids_o = usable_ids(ids_h);
-  Arr ids = view(ids_o);
+  Arr ids = ids_array(ids_h);
   if (!is_ndarray(values_h) || half_kind(values_h) != hk)
     throw py::type_error("values must have the target's dtype " + dtype_str(target_h) +
                          ", got " +
@@ -94,9 +92,9 @@ bool lowp_scatter_add(py::handle target_h, py::handle ids_h, py::handle values_h
   if (std::vector<int64_t>(values.shape, values.shape + values.nd) != want)
     throw py::value_error("values must have shape ids.shape + (dim,) = " + shape_str(want) +
                           ", got " + shape_str(values));
-  if (overlaps_sized(values, 2, target, 2))
+  if (overlaps(values, 2, target, 2))
     throw py::value_error("values must not overlap the target");
-  if (overlaps_sized(ids, ids.itemsize(), target, 2))
+  if (overlaps(ids, ids.itemsize(), target, 2))
     throw py::value_error("ids must not overlap the target");
   int64_t bad;
   const float sc = static_cast<float>(scale);

@@ -2,14 +2,16 @@
 //
 // An update runs in two steps so that fastembed.optimizers can validate every
 // (gradient, variable) pair of an apply_gradients call before it writes anything:
-//   optim_prepare(table, indices, values) -> _SparseRows
+//   optim_prepare(table, indices, values) -> SparseRows
 //       checks the table (float, 2-D, writeable, contiguous), the values (dtype, shape),
 //       copies and range-checks the indices, and sums duplicate indices (native
 //       coalesce); the result owns its ids, so later changes to the caller's arrays
 //       cannot make the update write out of bounds.
 //   optim_check_dense(var, grad) -> grad as a contiguous array of var's dtype
-//   optim_sparse(rows, table, s0, s1, kind, ...) / optim_dense(var, grad, s0, s1, kind, ...)
+//   optim_sparse(rows, table, slots, hyper, all_rows) / optim_dense(var, grad, slots, hyper)
 //       re-check the cheap things (shapes, flags) and run one native pass, GIL released.
+//       slots: dict slot name -> array (the names of opt_slot_names(hyper.kind));
+//       hyper: an OptHyper (bound struct: the method and its hyperparameters by name).
 #include <string>
 #include <vector>
 
@@ -47,8 +49,7 @@ py::object float_input(py::handle h, const Arr& like, py::handle like_h, const c
 
 SparseRows prepare(py::handle table_h, py::handle ids_h, py::handle values_h) {
   Arr t = writable_table(table_h, "table");
-  py::object ids_o = usable_ids(ids_h);
-  Arr ids = view(ids_o);
+  Arr ids = ids_array(ids_h);
   if (ids.nd != 1)
     throw py::value_error("indices must be 1-D, got shape " + shape_str(ids));
   py::object values_o = float_input(values_h, t, table_h, "values");
@@ -98,38 +99,27 @@ SparseRows prepare(py::handle table_h, py::handle ids_h, py::handle values_h) {
   return r;
 }
 
-fe::OptHyper hyper(int kind, double lr, double momentum, double b1, double b2, double eps,
-                   double step_size) {
-  if (kind < 0 || kind > 4) throw py::value_error("unknown optimizer kind " + std::to_string(kind));
-  fe::OptHyper h;
-  h.kind = static_cast<fe::OptKind>(kind);
-  h.lr = lr;
-  h.momentum = momentum;
-  h.beta1 = b1;
-  h.beta2 = b2;
-  h.eps = eps;
-  h.step_size = step_size;
-  return h;
-}
-
-// The slot arrays a method needs: same dtype and size as the variable, writeable, contiguous.
-// Every pair among the variable, the gradient (`grad`, when it is a caller's array) and
-// the slots is checked for overlapping memory spans: the update reads and writes them
-// element by element, so any overlap would corrupt them.
-void slot_ptrs(const fe::OptHyper& h, const Arr& var, py::handle s0_h, py::handle s1_h,
-               char** s0, char** s1, const Arr* grad = nullptr) {
+// The slot arrays a method needs, looked up by name in `slots` (a dict name -> array; the
+// names are fe::opt_slot_name's): same dtype and size as the variable, writeable,
+// contiguous.  Every pair among the variable, the gradient (`grad`, when it is a caller's
+// array) and the slots is checked for overlapping memory spans: the update reads and
+// writes them element by element, so any overlap would corrupt them.
+void slot_ptrs(const fe::OptHyper& h, const Arr& var, const py::dict& slots, char** s0,
+               char** s1, const Arr* grad = nullptr) {
   const int need = fe::opt_num_slots(h.kind);
-  py::handle hs[2] = {s0_h, s1_h};
   char** out[2] = {s0, s1};
   Arr seen[2];
+  std::string names[2];
   for (int i = 0; i < 2; ++i) {
     *out[i] = nullptr;
     if (i >= need) continue;
-    const std::string name = "slot " + std::to_string(i);
-    if (hs[i].is_none() || !is_ndarray(hs[i]))
+    names[i] = fe::opt_slot_name(h.kind, i);
+    const std::string name = "slot '" + names[i] + "'";
+    py::object a = slots.contains(names[i]) ? py::object(slots[names[i].c_str()]) : py::none();
+    if (a.is_none() || !is_ndarray(a))
       throw py::value_error(name + " is missing (the optimizer needs " + std::to_string(need) +
                             " slot arrays)");
-    Arr s = view(hs[i]);
+    Arr s = view(a);
     if (s.dt != var.dt || s.size() != var.size())
       throw py::value_error(name + " must have the variable's dtype and size");
     if (!s.writeable() || !s.c_contiguous() || !s.aligned())
@@ -137,19 +127,17 @@ void slot_ptrs(const fe::OptHyper& h, const Arr& var, py::handle s0_h, py::handl
     if (overlaps(s, var)) throw py::value_error(name + " must not overlap the variable");
     if (grad && overlaps(s, *grad)) throw py::value_error(name + " must not overlap the gradient");
     if (i == 1 && overlaps(s, seen[0]))
-      throw py::value_error("slot 1 must not overlap slot 0");
+      throw py::value_error(name + " must not overlap slot '" + names[0] + "'");
     seen[i] = s;
     *out[i] = s.data;
   }
 }
 
-void apply_sparse(const SparseRows& r, py::handle table_h, py::handle s0_h, py::handle s1_h,
-                  int kind, double lr, double momentum, double b1, double b2, double eps,
-                  double step_size, bool all_rows) {
+void apply_sparse(const SparseRows& r, py::handle table_h, const py::dict& slots,
+                  const fe::OptHyper& h, bool all_rows) {
   Arr t = writable_table(table_h, "table");
   if (t.dt != r.dt || t.dim(0) != r.rows || t.dim(1) != r.dim)
     throw py::value_error("the table changed shape or dtype since the gradient was prepared");
-  const fe::OptHyper h = hyper(kind, lr, momentum, b1, b2, eps, step_size);
   char *s0, *s1;
   // The caller's values array, when the update reads it directly (prepare checked it
   // against the table; the slots are checked here).
@@ -158,7 +146,7 @@ void apply_sparse(const SparseRows& r, py::handle table_h, py::handle s0_h, py::
     kept = view(r.keep);
     if (overlaps(kept, t)) throw py::value_error("values must not overlap the table");
   }
-  slot_ptrs(h, t, s0_h, s1_h, &s0, &s1, r.coalesced_here ? nullptr : &kept);
+  slot_ptrs(h, t, slots, &s0, &s1, r.coalesced_here ? nullptr : &kept);
   const int64_t k = static_cast<int64_t>(r.ids.size());
   py::gil_scoped_release nogil;
   auto go = [&](auto tag) {
@@ -188,15 +176,13 @@ py::object check_dense(py::handle var_h, py::handle grad_h) {
   return g_o;
 }
 
-void apply_dense(py::handle var_h, py::handle grad_h, py::handle s0_h, py::handle s1_h, int kind,
-                 double lr, double momentum, double b1, double b2, double eps,
-                 double step_size) {
+void apply_dense(py::handle var_h, py::handle grad_h, const py::dict& slots,
+                 const fe::OptHyper& h) {
   py::object g_o = check_dense(var_h, grad_h);
   Arr var = view(var_h);
   Arr g = view(g_o);
-  const fe::OptHyper h = hyper(kind, lr, momentum, b1, b2, eps, step_size);
   char *s0, *s1;
-  slot_ptrs(h, var, s0_h, s1_h, &s0, &s1, &g);
+  slot_ptrs(h, var, slots, &s0, &s1, &g);
   const int64_t n = var.size();
   py::gil_scoped_release nogil;
   if (var.dt == DType::F32)
@@ -212,20 +198,40 @@ void apply_dense(py::handle var_h, py::handle grad_h, py::handle s0_h, py::handl
 }  // namespace
 
 void init_optim(py::module_& m) {
-  py::class_<SparseRows>(m, "_SparseRows",
+  // The methods and their hyperparameters, defined once (fe/optim.hpp): a new method is
+  // one .value line, a new hyperparameter one .def_readwrite line.
+  py::enum_<fe::OptKind>(m, "OptKind", "The update formula of an optimizer (fe/optim.hpp).")
+      .value("SGD", fe::OptKind::kSGD)
+      .value("MOMENTUM", fe::OptKind::kMomentum)
+      .value("NESTEROV", fe::OptKind::kNesterov)
+      .value("ADAGRAD", fe::OptKind::kAdagrad)
+      .value("ADAM", fe::OptKind::kAdam);
+  py::class_<fe::OptHyper>(m, "OptHyper", "The hyperparameters of one update (fe/optim.hpp).")
+      .def(py::init<>())
+      .def_readwrite("kind", &fe::OptHyper::kind)
+      .def_readwrite("lr", &fe::OptHyper::lr)
+      .def_readwrite("momentum", &fe::OptHyper::momentum)
+      .def_readwrite("beta1", &fe::OptHyper::beta1)
+      .def_readwrite("beta2", &fe::OptHyper::beta2)
+      .def_readwrite("eps", &fe::OptHyper::eps)
+      .def_readwrite("step_size", &fe::OptHyper::step_size);
+  m.def("opt_slot_names", [](fe::OptKind k) {
+    py::tuple names(fe::opt_num_slots(k));
+    for (int i = 0; i < fe::opt_num_slots(k); ++i) names[i] = py::str(fe::opt_slot_name(k, i));
+    return names;
+  }, py::arg("kind"), "The names of the slot arrays a method reads and writes, in order.");
+  py::class_<SparseRows>(m, "SparseRows",
                          "A validated, coalesced sparse gradient (internal to fastembed.optimizers)")
       .def_property_readonly("size", [](const SparseRows& r) {
         return static_cast<int64_t>(r.ids.size());
       })
       .def_property_readonly("coalesced_here", [](const SparseRows& r) { return r.coalesced_here; });
   m.def("optim_prepare", &prepare, py::arg("table"), py::arg("indices"), py::arg("values"));
-  m.def("optim_sparse", &apply_sparse, py::arg("rows"), py::arg("table"), py::arg("s0"),
-        py::arg("s1"), py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("beta_1"),
-        py::arg("beta_2"), py::arg("epsilon"), py::arg("step_size"), py::arg("all_rows"));
+  m.def("optim_sparse", &apply_sparse, py::arg("rows"), py::arg("table"), py::arg("slots"),
+        py::arg("hyper"), py::arg("all_rows"));
   m.def("optim_check_dense", &check_dense, py::arg("variable"), py::arg("grad"));
-  m.def("optim_dense", &apply_dense, py::arg("variable"), py::arg("grad"), py::arg("s0"),
-        py::arg("s1"), py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("beta_1"),
-        py::arg("beta_2"), py::arg("epsilon"), py::arg("step_size"));
+  m.def("optim_dense", &apply_dense, py::arg("variable"), py::arg("grad"), py::arg("slots"),
+        py::arg("hyper"));
 }
 
 }  // namespace fe_py

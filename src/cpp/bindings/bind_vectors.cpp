@@ -1,8 +1,9 @@
-// Bindings for the pretrained-vector loaders (fe/vectors.hpp) and the embedding-matrix
+// Bindings for the pretrained-vector loader (fe/vectors.hpp) and the embedding-matrix
 // builder.  The file is read and parsed with the GIL released; the words list, the
 // word -> row dict (which also drops duplicate words, keeping the first) and the
 // vectors array are built afterwards.
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -13,7 +14,20 @@
 #include "fe/vectors.hpp"
 
 namespace fe_py {
+
 namespace {
+
+// What load_vectors returns: the parsed file, by name.
+struct LoadedVectors {
+  py::list words;       // in file order, duplicates dropped (the first is kept)
+  py::dict index;       // word -> row of `vectors`
+  py::object vectors;   // (len(words), dim) array of the asked dtype
+  int64_t dim = 0;
+  int64_t n_duplicates = 0;   // words dropped because they were seen before
+  std::string format;         // the format read ("glove", "word2vec", ...)
+  int64_t header_count = -1;  // the count a header announced, or -1
+};
+
 
 using fe::vec::ErrKind;
 using fe::vec::Format;
@@ -146,7 +160,7 @@ std::string show_token(const std::string& t) {
 }
 
 template <class T>
-py::tuple finish(fe::vec::VectorsResult<T>& r) {
+LoadedVectors finish(fe::vec::VectorsResult<T>& r) {
   // Millions of words take a while to decode: Ctrl-C is checked along the way.
   const int64_t n = r.rows, D = r.dim;
   // Words and index; the dict keeps the first row of a duplicated word.
@@ -197,12 +211,19 @@ py::tuple finish(fe::vec::VectorsResult<T>& r) {
                                               static_cast<py::ssize_t>(D)},
                      std::vector<py::ssize_t>{static_cast<py::ssize_t>(D) * isz, isz},
                      owner->empty() ? nullptr : owner->data(), cap);
-  return py::make_tuple(words, index, arr, D, n - kept, format_name(r.format),
-                        r.header_count);
+  LoadedVectors out;
+  out.words = std::move(words);
+  out.index = std::move(index);
+  out.vectors = std::move(arr);
+  out.dim = D;
+  out.n_duplicates = n - kept;
+  out.format = format_name(r.format);
+  out.header_count = r.header_count;
+  return out;
 }
 
 template <class T>
-py::tuple run_load(const fe::vec::VecSource& src, const std::string& name, Format fmt,
+LoadedVectors run_load(const fe::vec::VecSource& src, const std::string& name, Format fmt,
                    int64_t limit, SignalPoll& sig) {
   fe::vec::VectorsResult<T> r;
   bool ok;
@@ -217,14 +238,13 @@ py::tuple run_load(const fe::vec::VecSource& src, const std::string& name, Forma
   return finish(r);
 }
 
-// load_vectors(source, name, format, dtype, limit, size_hint, block_size) -> (words,
-// index, vectors, dim, n_duplicates, format, header_count).  `source` is an int file
+// load_vectors(source, name, format, dtype, limit, size_hint, block_size) -> LoadedVectors.  `source` is an int file
 // descriptor, read from its current position up to size_hint bytes (its size when it
 // was opened; -1: to the end, for pipes and devices), or a contiguous bytes-like object
 // holding the whole file, parsed in place (memory the caller owns and keeps unchanged:
 // not a mapping of a file that may shrink).  Ctrl-C raises KeyboardInterrupt within
 // ~0.1 s, also while a pipe has no data.
-py::tuple load_vectors(py::handle source, const std::string& name, const std::string& format,
+LoadedVectors load_vectors(py::handle source, const std::string& name, const std::string& format,
                        const std::string& dtype, int64_t limit, int64_t size_hint,
                        int64_t block_size) {
   const Format fmt = parse_format(format);
@@ -250,28 +270,17 @@ py::tuple load_vectors(py::handle source, const std::string& name, const std::st
   return run_load<double>(src, name, fmt, limit, sig);
 }
 
-// embedding_matrix(word_index, index, vectors, rows, cutoff, out) -> (found, missing)
-// For each (word, i) of word_index in order: skipped when i >= cutoff; IndexError when
-// i is outside [0, rows); when `index` has the word, out[i] = vectors[index[word]]
-// (a later word with the same i overwrites, as the Keras loop does).  With out=None
-// only counts.
-py::tuple embedding_matrix(py::dict word_index, py::dict index, py::handle vectors_h,
-                           int64_t rows, int64_t cutoff, py::handle out_h) {
-  const bool fill = !out_h.is_none();
-  Arr vec, out;
-  int64_t D = 0;
-  if (fill) {
-    vec = float_table(vectors_h, "vectors");
-    out = writable_table(out_h, "out");
-    D = vec.dim(1);
-    if (!vec.c_contiguous() || vec.dt != out.dt || out.dim(1) != D || out.dim(0) != rows)
-      throw py::value_error("embedding_matrix: vectors and out do not match");
-  }
-  std::vector<std::pair<int64_t, int64_t>> pairs;
-  int64_t found = 0, missing = 0;
+// Walks word_index in order and calls found(i, j) for every word kept (index i < cutoff)
+// that `index` has (j = index[word]); words kept but missing from `index` are counted.
+// Raises TypeError for a non-integer index and IndexError for a kept index outside
+// [0, rows), before any found() call can have written anything the caller keeps (callers
+// collect the pairs and write afterwards).  Returns (found, missing).
+template <class Found>
+std::pair<int64_t, int64_t> walk_word_index(const py::dict& word_index, const py::dict& index,
+                                            int64_t rows, int64_t cutoff, Found&& found) {
+  int64_t n_found = 0, missing = 0;
   PyObject *key, *value;
   Py_ssize_t pos = 0;
-  const int64_t nvec = fill ? vec.dim(0) : 0;
   while (PyDict_Next(word_index.ptr(), &pos, &key, &value)) {
     if (PyBool_Check(value) || !PyIndex_Check(value))
       throw py::type_error("word_index values must be integers, got " +
@@ -294,34 +303,66 @@ py::tuple embedding_matrix(py::dict word_index, py::dict index, py::handle vecto
       ++missing;
       continue;
     }
-    ++found;
-    if (fill) {
-      const long long j = PyLong_AsLongLong(r);
-      if (j == -1 && PyErr_Occurred()) throw py::error_already_set();
-      if (j < 0 || j >= nvec) throw py::value_error("embedding_matrix: bad vectors index");
-      pairs.emplace_back(i, j);
-    }
+    ++n_found;
+    found(static_cast<int64_t>(i), r);
   }
-  if (fill && !pairs.empty()) {
-    // i < rows and j < nvec index rows of existing arrays of D * isz bytes each, so
-    // these offsets are inside allocations and cannot overflow.
-    py::gil_scoped_release nogil;
-    const int64_t isz = vec.itemsize();
-    for (const auto& p : pairs)
-      std::memcpy(out.data + p.first * D * isz, vec.data + p.second * D * isz,
-                  static_cast<size_t>(D * isz));
-  }
-  return py::make_tuple(found, missing);
+  return {n_found, missing};
+}
+
+// fill_embedding_matrix(word_index, index, vectors, out, cutoff): for each (word, i) of
+// word_index in order: skipped when i >= cutoff; IndexError when i is outside [0, rows)
+// (rows = len(out)); when `index` has the word, out[i] = vectors[index[word]] (a later
+// word with the same i overwrites, as the Keras loop does).  Nothing is written before
+// every word has been checked.
+void fill_embedding_matrix(const py::dict& word_index, const py::dict& index,
+                           py::handle vectors_h, py::handle out_h, int64_t cutoff) {
+  Arr vec = float_table(vectors_h, "vectors");
+  Arr out = writable_table(out_h, "out");
+  const int64_t D = vec.dim(1), rows = out.dim(0), nvec = vec.dim(0);
+  if (!vec.c_contiguous() || vec.dt != out.dt || out.dim(1) != D)
+    throw py::value_error("fill_embedding_matrix: vectors and out do not match");
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  walk_word_index(word_index, index, rows, cutoff, [&](int64_t i, PyObject* r) {
+    const long long j = PyLong_AsLongLong(r);
+    if (j == -1 && PyErr_Occurred()) throw py::error_already_set();
+    if (j < 0 || j >= nvec) throw py::value_error("fill_embedding_matrix: bad vectors index");
+    pairs.emplace_back(i, j);
+  });
+  if (pairs.empty()) return;
+  // i < rows and j < nvec index rows of existing arrays of D * isz bytes each, so these
+  // offsets are inside allocations and cannot overflow.
+  py::gil_scoped_release nogil;
+  const int64_t isz = vec.itemsize();
+  for (const auto& p : pairs)
+    std::memcpy(out.data + p.first * D * isz, vec.data + p.second * D * isz,
+                static_cast<size_t>(D * isz));
+}
+
+// embedding_coverage(word_index, index, rows, cutoff) -> (found, missing): the words kept
+// (index < cutoff) that `index` has and lacks, with the checks of fill_embedding_matrix.
+std::pair<int64_t, int64_t> embedding_coverage(const py::dict& word_index, const py::dict& index,
+                                               int64_t rows, int64_t cutoff) {
+  return walk_word_index(word_index, index, rows, cutoff, [](int64_t, PyObject*) {});
 }
 
 }  // namespace
 
 void init_vectors(py::module_& m) {
+  py::class_<LoadedVectors>(m, "LoadedVectors", "A parsed vectors file (see load_vectors).")
+      .def_readonly("words", &LoadedVectors::words)
+      .def_readonly("index", &LoadedVectors::index)
+      .def_readonly("vectors", &LoadedVectors::vectors)
+      .def_readonly("dim", &LoadedVectors::dim)
+      .def_readonly("n_duplicates", &LoadedVectors::n_duplicates)
+      .def_readonly("format", &LoadedVectors::format)
+      .def_readonly("header_count", &LoadedVectors::header_count);
   m.def("load_vectors", &load_vectors, py::arg("source"), py::arg("name"), py::arg("format"),
         py::arg("dtype"), py::arg("limit"), py::arg("size_hint") = -1,
         py::arg("block_size") = 0);
-  m.def("embedding_matrix", &embedding_matrix, py::arg("word_index"), py::arg("index"),
-        py::arg("vectors"), py::arg("rows"), py::arg("cutoff"), py::arg("out") = py::none());
+  m.def("fill_embedding_matrix", &fill_embedding_matrix, py::arg("word_index"),
+        py::arg("index"), py::arg("vectors"), py::arg("out"), py::arg("cutoff"));
+  m.def("embedding_coverage", &embedding_coverage, py::arg("word_index"), py::arg("index"),
+        py::arg("rows"), py::arg("cutoff"));
 }
 
 }  // namespace fe_py

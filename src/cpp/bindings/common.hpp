@@ -81,6 +81,11 @@ inline std::string dtype_str(py::handle arr) {
   return py::str(arr.attr("dtype")).cast<std::string>();
 }
 
+// The item size of any ndarray (Arr::itemsize knows only the kernels' dtypes).
+inline int64_t item_size(py::handle arr) {
+  return static_cast<int64_t>(py::reinterpret_borrow<py::array>(arr).itemsize());
+}
+
 inline std::string type_name(py::handle h) {
   return py::str(py::type::handle_of(h).attr("__name__")).cast<std::string>();
 }
@@ -156,10 +161,8 @@ inline Arr float_table(py::handle h, const char* what) {
 }
 
 // A 2-D table that is only read (gather, bags): rows may be strided, but each row must
-// be contiguous and aligned.
-inline Arr readable_table(py::handle h, const char* what) {
-  Arr t = float_table(h, what);
-  const int64_t isz = t.itemsize();
+// be contiguous and aligned.  isz: the item size.
+inline void check_readable_rows(const Arr& t, int64_t isz, py::handle h, const char* what) {
   const bool empty = t.dim(0) == 0 || t.dim(1) == 0;
   const bool rows_ok = empty || t.strides[1] == isz || t.dim(1) <= 1;
   const bool stride_ok = empty || t.dim(0) <= 1 ||
@@ -169,6 +172,10 @@ inline Arr readable_table(py::handle h, const char* what) {
                           shape_str(std::vector<int64_t>(t.strides, t.strides + 2)) +
                           " for dtype " + dtype_str(h) + "); pass np.ascontiguousarray(" +
                           what + ")");
+}
+inline Arr readable_table(py::handle h, const char* what) {
+  Arr t = float_table(h, what);
+  check_readable_rows(t, t.itemsize(), h, what);
   return t;
 }
 
@@ -206,7 +213,7 @@ struct Span {
   bool empty = true;
 };
 
-inline Span span_of(const Arr& a) {
+inline Span span_of(const Arr& a, int64_t itemsize) {
   Span s;
   const auto base = static_cast<__int128>(reinterpret_cast<uintptr_t>(a.data));
   __int128 lo = 0, hi = 0;
@@ -217,16 +224,20 @@ inline Span span_of(const Arr& a) {
     else hi += ext;
   }
   s.lo = base + lo;
-  s.hi = base + hi + a.itemsize();
+  s.hi = base + hi + itemsize;
   s.empty = false;
   return s;
 }
 
 // Whether two arrays' memory spans intersect (conservative: two interleaved views that
-// share no element still count; numpy's may_share_memory does the same).
-inline bool overlaps(const Arr& a, const Arr& b) {
-  const Span x = span_of(a), y = span_of(b);
+// share no element still count; numpy's may_share_memory does the same).  ia, ib: the
+// item sizes, for dtypes Arr::itemsize does not know (16-bit and 8-bit tables).
+inline bool overlaps(const Arr& a, int64_t ia, const Arr& b, int64_t ib) {
+  const Span x = span_of(a, ia), y = span_of(b, ib);
   return !x.empty && !y.empty && x.lo < y.hi && y.lo < x.hi;
+}
+inline bool overlaps(const Arr& a, const Arr& b) {
+  return overlaps(a, a.itemsize(), b, b.itemsize());
 }
 
 // A caller-given gather output: exactly `want`, writeable, C-contiguous and aligned (it
@@ -324,30 +335,39 @@ class SignalPoll {
   throw std::runtime_error("a native call stopped early without a pending signal");
 }
 
-// Python-side normalizers (fastembed._ids), imported on first use.
-py::object ids_normalizer();     // as_ids(ids) -> C-contiguous int32/int64 ndarray
-py::object values_normalizer();  // as_values(values, dtype, name) -> C-contiguous ndarray
-
-// Returns `ids` itself when it can be used directly (a C-contiguous, aligned, native
-// int32/int64 ndarray), else the normalized copy from fastembed._ids.as_ids (which
-// raises TypeError / IndexError for refused ids).
-inline py::object usable_ids(py::handle ids) {
+// The ids of a call: a C-contiguous native int32/int64 ndarray, as fastembed._ids.as_ids
+// makes them.  The Python layer normalizes every id argument before it calls a binding
+// (one place for the rules: widths converted, floats, bools and strings refused); this
+// only refuses what would otherwise be misread.
+inline Arr ids_array(py::handle ids, const char* name = "ids") {
   if (is_ndarray(ids)) {
     Arr a = view(ids);
-    if (a.is_index() && a.c_contiguous() && a.aligned())
-      return py::reinterpret_borrow<py::object>(ids);
+    if (a.is_index() && a.c_contiguous()) return a;
   }
-  return ids_normalizer()(ids);
+  throw py::type_error(std::string(name) + " must be a C-contiguous int32 or int64 numpy array "
+                       "(fastembed._ids.as_ids normalizes them), got " +
+                       (is_ndarray(ids) ? "dtype " + dtype_str(ids) : type_name(ids)));
 }
 
-// Same for a read-only float input that must have the dtype of `like`.
+// A float input that is only read, as a C-contiguous array of the dtype of `like`:
+// `values` itself when it is one, else a contiguous (or byte-order) copy.  Another dtype
+// is refused, never cast.  Array-likes (lists) are converted by the Python layer first
+// (fastembed._ids.as_values), which explains a ragged list.
 inline py::object usable_values(py::handle values, const Arr& like, const char* name) {
-  if (is_ndarray(values)) {
-    Arr a = view(values);
-    if (a.dt == like.dt && a.c_contiguous() && a.aligned())
-      return py::reinterpret_borrow<py::object>(values);
-  }
-  return values_normalizer()(values, like.dt == DType::F32 ? "float32" : "float64", name);
+  const char* want = like.dt == DType::F32 ? "float32" : "float64";
+  if (!is_ndarray(values))
+    throw py::type_error(std::string(name) + " must be a numpy array of dtype " + want +
+                         ", got " + type_name(values));
+  Arr a = view(values);
+  if (a.dt == like.dt && a.c_contiguous() && a.aligned())
+    return py::reinterpret_borrow<py::object>(values);
+  if (a.kind != 'f')
+    throw py::type_error(std::string(name) + " must be a float array, got dtype " +
+                         dtype_str(values));
+  if (a.dt != like.dt && !(a.dt == DType::Other && item_size(values) == like.itemsize()))
+    throw py::type_error(std::string(name) + " must have dtype " + want + ", got " +
+                         dtype_str(values));
+  return py::module_::import("numpy").attr("ascontiguousarray")(values, want);
 }
 
 }  // namespace fe_py

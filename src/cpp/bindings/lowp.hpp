@@ -39,30 +39,6 @@ inline int half_kind(py::handle h) {
   return -1;
 }
 
-// [lo, hi) bytes spanned by an array whose items are `itemsize` bytes.
-inline bool overlaps_sized(const Arr& a, int64_t ia, const Arr& b, int64_t ib) {
-  auto span = [](const Arr& x, int64_t isz, __int128& lo, __int128& hi) {
-    const auto base = static_cast<__int128>(reinterpret_cast<uintptr_t>(x.data));
-    __int128 l = 0, h = 0;
-    for (int i = 0; i < x.nd; ++i) {
-      if (x.shape[i] == 0) return false;
-      const __int128 ext = static_cast<__int128>(x.shape[i] - 1) * x.strides[i];
-      if (ext < 0) l += ext;
-      else h += ext;
-    }
-    lo = base + l;
-    hi = base + h + isz;
-    return true;
-  };
-  __int128 al, ah, bl, bh;
-  if (!span(a, ia, al, ah) || !span(b, ib, bl, bh)) return false;
-  return al < bh && bl < ah;
-}
-
-inline int64_t item_bytes(const Arr& a) {
-  return py::handle(a.obj).attr("dtype").attr("itemsize").cast<int64_t>();
-}
-
 // Describes `h` when it is a float16/bfloat16 2-D table or a fastembed QuantizedTable;
 // ok == false for anything else (the caller then raises its usual errors).  Throws
 // ValueError for such a table of the wrong shape or layout.
@@ -74,15 +50,7 @@ inline LowpArg lowp_arg(py::handle h, const char* what) {
     if (t.nd != 2)
       throw py::value_error(std::string(what) + " must be 2-D (rows, dim), got shape " +
                             shape_str(t));
-    const bool empty = t.dim(0) == 0 || t.dim(1) == 0;
-    const bool rows_ok = empty || t.strides[1] == 2 || t.dim(1) <= 1;
-    const bool stride_ok = empty || t.dim(0) <= 1 ||
-                           (t.strides[0] % 2 == 0 && t.strides[0] >= t.dim(1) * 2);
-    if (!rows_ok || !stride_ok || !t.aligned())
-      throw py::value_error(std::string(what) + " rows must be contiguous and aligned (got strides " +
-                            shape_str(std::vector<int64_t>(t.strides, t.strides + 2)) +
-                            " for dtype " + dtype_str(h) + "); pass np.ascontiguousarray(" +
-                            what + ")");
+    check_readable_rows(t, 2, h, what);
     r.ok = true;
     r.t.kind = static_cast<fe::LowpKind>(hk);
     r.t.data = t.data;
@@ -99,7 +67,7 @@ inline LowpArg lowp_arg(py::handle h, const char* what) {
   if (!is_ndarray(data) || (bits != 8 && bits != 4))
     throw py::value_error(std::string(what) + " is a malformed QuantizedTable");
   Arr c = view(data);
-  if (c.nd != 2 || c.kind != 'u' || item_bytes(c) != 1 || c.dim(1) != cb + 8 ||
+  if (c.nd != 2 || c.kind != 'u' || item_size(data) != 1 || c.dim(1) != cb + 8 ||
       !c.c_contiguous())
     throw py::value_error(std::string(what) + " is a malformed QuantizedTable (data must be a "
                           "C-contiguous (rows, " + std::to_string(cb + 8) + ") uint8 array)");

@@ -1,10 +1,13 @@
-// Small helpers shared by the kernel headers.  No Python, no allocation.
+// Small helpers shared by the kernels.  No Python, no allocation.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <type_traits>
+
+#include "fe/tuning.hpp"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define FE_RESTRICT __restrict__
@@ -13,6 +16,12 @@
 #define FE_RESTRICT
 #define FE_INLINE inline
 #endif
+
+// The supported instantiations, for the families' explicit instantiation lists:
+// FE_FOR_IDS(M) expands M(I) for each id type, FE_FOR_FLOATS_IDS(M) M(T, I) for each float
+// table type and id type.
+#define FE_FOR_IDS(M) M(int32_t) M(int64_t)
+#define FE_FOR_FLOATS_IDS(M) M(float, int32_t) M(float, int64_t) M(double, int32_t) M(double, int64_t)
 
 namespace fe {
 
@@ -42,21 +51,13 @@ FE_INLINE int64_t load_once(const I* ids, int64_t i) noexcept {
   return static_cast<int64_t>(*static_cast<const volatile I*>(ids + i));
 }
 
-FE_INLINE void prefetch_read(const void* p) noexcept {
 #if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 0, 1);
+#define FE_PREFETCH(p, rw) __builtin_prefetch((p), (rw), 1)
 #else
-  (void)p;
+#define FE_PREFETCH(p, rw) ((void)(p))
 #endif
-}
-
-FE_INLINE void prefetch_write(const void* p) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 1, 1);
-#else
-  (void)p;
-#endif
-}
+FE_INLINE void prefetch_read(const void* p) noexcept { FE_PREFETCH(p, 0); }
+FE_INLINE void prefetch_write(const void* p) noexcept { FE_PREFETCH(p, 1); }
 
 // Deterministic owner of a table row (or output slot) among `parts` workers.  Rows are
 // owned in blocks of 16 so that neighbouring rows share a worker, and blocks are spread
@@ -67,22 +68,42 @@ FE_INLINE int owner_of(int64_t row, int parts) noexcept {
   return static_cast<int>((static_cast<uint64_t>(h) * static_cast<uint32_t>(parts)) >> 32);
 }
 
-// Calls f.template operator()<FD>() with FD the compile-time row width when `dim` is one
-// of the common widths (so the row copy or add is fully unrolled), else FD = 0.
-template <class F>
-auto dispatch_dim(int64_t dim, F&& f) {
-  switch (dim) {
-    case 1: return f(std::integral_constant<int64_t, 1>{});
-    case 2: return f(std::integral_constant<int64_t, 2>{});
-    case 4: return f(std::integral_constant<int64_t, 4>{});
-    case 8: return f(std::integral_constant<int64_t, 8>{});
-    case 16: return f(std::integral_constant<int64_t, 16>{});
-    case 32: return f(std::integral_constant<int64_t, 32>{});
-    case 64: return f(std::integral_constant<int64_t, 64>{});
-    case 128: return f(std::integral_constant<int64_t, 128>{});
-    default: return f(std::integral_constant<int64_t, 0>{});
-  }
+// Rows per chunk of a row-copying or row-adding loop: kGrainBytes of rows.
+FE_INLINE int64_t grain_rows(int64_t row_bytes) noexcept {
+  return row_bytes < kGrainBytes ? kGrainBytes / (row_bytes > 0 ? row_bytes : 1) : 1;
 }
 
+// Prefetches for reading every cache line of the `bytes` bytes at `row`.  Rows need not
+// start on a line (strided and quantized rows), so the line of the last byte is fetched too.
+FE_INLINE void prefetch_row(const void* row, int64_t bytes) noexcept {
+  const char* p = static_cast<const char*>(row);
+  for (int64_t o = 0; o < bytes; o += 64) prefetch_read(p + o);
+  if (bytes > 0) prefetch_read(p + bytes - 1);
+}
+
+// Calls f(std::integral_constant<int64_t, FD>{}) with FD = dim when dim is one of the
+// widths W (RowWidths, BagWidths: tuning.hpp), so that the row loop is fully unrolled,
+// and else with FD = 0 (the run-time loop).  f returns the same non-void type for every FD.
+template <int64_t... W, class F>
+auto dispatch_dim(Widths<W...>, int64_t dim, F&& f) {
+  using R = decltype(f(std::integral_constant<int64_t, 0>{}));
+  R r{};
+  const bool hit = ((dim == W && (r = f(std::integral_constant<int64_t, W>{}), true)) || ...);
+  return hit ? r : f(std::integral_constant<int64_t, 0>{});
+}
+
+// The row-copy / row-add widths (RowWidths).
+template <class F>
+auto dispatch_dim(int64_t dim, F&& f) {
+  return dispatch_dim(RowWidths{}, dim, static_cast<F&&>(f));
+}
+
+// Whether the kernels may take their run-time-selected SIMD paths: FASTEMBED_CPU=baseline
+// forces the baseline build of every loop, so that tests can cover both (they give the
+// same bits).  The caller adds its own CPU feature check.
+inline bool simd_allowed() noexcept {
+  const char* env = std::getenv("FASTEMBED_CPU");
+  return !(env && std::strcmp(env, "baseline") == 0);
+}
 
 }  // namespace fe

@@ -18,15 +18,13 @@
 
 #include <cstdint>
 
+#include "fe/tuning.hpp"  // kPollBytes: the work between two polls
+
 namespace fe {
 
 // Returned by kernels that report a position (-1 for success, >= 0 for a bad id) when
 // they stopped early because poll() said so.
 constexpr int64_t kInterrupted = -2;
-
-// Work between two polls: about this many bytes touched (reads + writes), a few ms to a few
-// tens of ms on one core, so Ctrl-C lands well within a second even on a loaded machine.
-constexpr int64_t kPollBytes = int64_t(32) << 20;
 
 struct Interrupt {
   using Fn = bool (*)(void* ctx);

@@ -11,9 +11,11 @@
 #include <immintrin.h>
 #endif
 
+#include "fe/bag_impl.hpp"
 #include "fe/gather.hpp"
 #include "fe/parallel.hpp"
 #include "fe/scatter.hpp"
+#include "fe/tuning.hpp"
 
 namespace fe {
 
@@ -37,8 +39,7 @@ namespace lowp_simd {
 bool lowp_use_simd() noexcept {
 #ifdef FE_LOWP_HAVE_SIMD
   static const bool use = [] {
-    const char* env = std::getenv("FASTEMBED_CPU");
-    if (env && std::strcmp(env, "baseline") == 0) return false;
+    if (!simd_allowed()) return false;
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("f16c");
   }();
@@ -50,8 +51,6 @@ bool lowp_use_simd() noexcept {
 
 namespace {
 
-constexpr int64_t kGrainBytes = 128 * 1024;
-
 int64_t stored_row_bytes(const LowpTable& t) {
   switch (t.kind) {
     case LowpKind::Q8:
@@ -60,96 +59,38 @@ int64_t stored_row_bytes(const LowpTable& t) {
   }
 }
 
-template <LowpKind K, class I, BagMode M, bool W, bool MASK, bool ARG>
-int64_t pool_all(const LowpTable& tab, const I* ids, const BagLayout& lay, const float* psw,
-                 float* out, int64_t* argmax, const Interrupt& intr) {
-  const int64_t nb = lay.nbags;
-  if (nb <= 0) return -1;
-  const int64_t avg_len = std::max<int64_t>(1, lay.n / nb);
-  const int64_t row_bytes = stored_row_bytes(tab);
-  const int64_t per_bag = std::max<int64_t>(1, mul_sat(avg_len, row_bytes));
-  const int64_t grain = std::max<int64_t>(1, kGrainBytes / per_bag);
-  const int64_t units = std::max<int64_t>(1, kPollBytes / row_bytes);
-  return bag_detail::dispatch_bag_dim(tab.dim, [&](auto fd) -> int64_t {
-    constexpr int64_t FD = decltype(fd)::value;
-    const bool simd = lowp_use_simd();
-    auto range = [&](int64_t b, int64_t e) {
-#ifdef FE_LOWP_HAVE_SIMD
-      if (simd)
-        return lowp_simd::pool_entry<K, I, FD, M, W, MASK, ARG>(tab, ids, lay, psw, out, argmax,
-                                                                b, e);
-#else
-      (void)simd;
-#endif
-      return lowp_base::pool_entry<K, I, FD, M, W, MASK, ARG>(tab, ids, lay, psw, out, argmax,
-                                                              b, e);
-    };
-    for (int64_t b0 = 0; b0 < nb;) {
-      if (b0 > 0 && intr.poll()) return kInterrupted;
-      const int64_t b1 =
-          lay.offsets
-              ? bag_detail::piece_end(b0, nb, units, [&](int64_t b) {
-                  return lay.end(b - 1) - lay.begin(b0) + (b - b0);
-                })
-              : std::min(nb, b0 + std::max<int64_t>(1, units / (lay.fixed + 1)));
-      const int64_t m = b1 - b0;
-      const int parts = plan_parts(m, grain);
-      if (parts == 1) {
-        const int64_t f = range(b0, b1);
-        if (f >= 0) return f;
-      } else {
-        std::vector<int64_t> first(static_cast<size_t>(parts), -1);
-        parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) {
-          first[p] = range(b0 + b, b0 + e);
-        });
-        for (int64_t f : first)
-          if (f >= 0) return f;
-      }
-      b0 = b1;
-    }
-    return -1;
-  });
-}
-
-template <LowpKind K, class I, BagMode M>
-int64_t pool_mode(const LowpTable& t, const I* ids, const BagLayout& lay, const float* psw,
-                  bool mask, float* out, int64_t* argmax, const Interrupt& intr) {
-  if (M == BagMode::Max) {
-    if (argmax)
-      return mask ? pool_all<K, I, M, false, true, true>(t, ids, lay, nullptr, out, argmax, intr)
-                  : pool_all<K, I, M, false, false, true>(t, ids, lay, nullptr, out, argmax, intr);
-    return mask ? pool_all<K, I, M, false, true, false>(t, ids, lay, nullptr, out, nullptr, intr)
-                : pool_all<K, I, M, false, false, false>(t, ids, lay, nullptr, out, nullptr, intr);
-  }
-  if (psw)
-    return mask ? pool_all<K, I, M, true, true, false>(t, ids, lay, psw, out, nullptr, intr)
-                : pool_all<K, I, M, true, false, false>(t, ids, lay, psw, out, nullptr, intr);
-  return mask ? pool_all<K, I, M, false, true, false>(t, ids, lay, nullptr, out, nullptr, intr)
-              : pool_all<K, I, M, false, false, false>(t, ids, lay, nullptr, out, nullptr, intr);
-}
-
 template <LowpKind K, class I>
-int64_t bag_kind(const LowpTable& t, const I* ids, const BagLayout& lay, BagMode mode,
+int64_t bag_kind(const LowpTable& tab, const I* ids, const BagLayout& lay, BagMode mode,
                  const float* psw, bool mask, float* out, int64_t* argmax,
                  const Interrupt& intr) {
-  switch (mode) {
-    case BagMode::Sum:
-      return pool_mode<K, I, BagMode::Sum>(t, ids, lay, psw, mask, out, nullptr, intr);
-    case BagMode::Mean:
-      return pool_mode<K, I, BagMode::Mean>(t, ids, lay, psw, mask, out, nullptr, intr);
-    default:
-      return pool_mode<K, I, BagMode::Max>(t, ids, lay, nullptr, mask, out, argmax, intr);
-  }
+  const bool simd = lowp_use_simd();
+  return dispatch_dim(BagWidths{}, tab.dim, [&](auto fd) -> int64_t {
+    constexpr int64_t FD = decltype(fd)::value;
+    return bag_detail::dispatch_pool(mode, psw != nullptr, mask, argmax != nullptr, [&](auto fl) {
+      using F = decltype(fl);
+      return bag_detail::pool_pieces(lay, stored_row_bytes(tab), intr, [&](int64_t b, int64_t e) {
+#ifdef FE_LOWP_HAVE_SIMD
+        if (simd)
+          return lowp_simd::pool_entry<K, I, FD, F::mode, F::weighted, F::mask, F::argmax>(
+              tab, ids, lay, psw, out, argmax, b, e);
+#else
+        (void)simd;
+#endif
+        return lowp_base::pool_entry<K, I, FD, F::mode, F::weighted, F::mask, F::argmax>(
+            tab, ids, lay, psw, out, argmax, b, e);
+      });
+    });
+  });
 }
 
 template <LowpKind K, class I>
 int64_t gather_kind(const LowpTable& t, const I* ids, int64_t n, float* out,
                     const Interrupt& intr) {
   const int64_t row_bytes = std::max<int64_t>(stored_row_bytes(t), mul_sat(t.dim, 4));
-  const int64_t grain = std::max<int64_t>(1, 256 * 1024 / row_bytes);
+  const int64_t grain = grain_rows(row_bytes);
   const int64_t piece = std::max<int64_t>(2 * grain, kPollBytes / row_bytes);
   const bool simd = lowp_use_simd();
-  return dispatch_dim(t.dim, [&](auto fd) -> int64_t {
+  return dispatch_dim(RowWidths{}, t.dim, [&](auto fd) -> int64_t {
     // The SIMD loads take whole groups of 16 values; other widths go element by element.
     constexpr int64_t FD = decltype(fd)::value >= 16 ? decltype(fd)::value : 0;
     auto range = [&](int64_t b, int64_t e) {
@@ -160,21 +101,10 @@ int64_t gather_kind(const LowpTable& t, const I* ids, int64_t n, float* out,
 #endif
       return lowp_base::gather_entry<K, I, FD>(t, ids, b, e, out);
     };
-    for (int64_t s = 0; s < n; s += piece) {
-      if (s > 0 && intr.poll()) return kInterrupted;
-      const int64_t m = std::min(piece, n - s);
-      const int parts = plan_parts(m, grain);
-      if (parts == 1) {
-        const int64_t f = range(s, s + m);
-        if (f >= 0) return f;
-        continue;
-      }
-      std::vector<int64_t> first(static_cast<size_t>(parts), -1);
-      parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) { first[p] = range(s + b, s + e); });
-      for (int64_t f : first)
-        if (f >= 0) return f;
-    }
-    return -1;
+    return polled_pieces(n, piece, intr, [&](int64_t s, int64_t m) {
+      return first_hit(m, plan_parts(m, grain),
+                       [&](int64_t b, int64_t e) { return range(s + b, s + e); });
+    });
   });
 }
 
@@ -272,7 +202,6 @@ void f32_to_lowp(LowpKind kind, const float* src, int64_t n, uint16_t* dst) noex
                                       const Interrupt&);                                   \
   template int64_t half_scatter_add<I>(const LowpTable&, const I*, int64_t,                \
                                        const uint16_t*, float);
-FE_LOWP_INST(int32_t)
-FE_LOWP_INST(int64_t)
+FE_FOR_IDS(FE_LOWP_INST)
 
 }  // namespace fe

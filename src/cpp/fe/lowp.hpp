@@ -41,7 +41,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "fe/bag.hpp"
+#include "fe/bag.hpp"  // BagLayout, BagMode
 #include "fe/common.hpp"
 #include "fe/interrupt.hpp"
 

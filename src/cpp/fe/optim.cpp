@@ -9,14 +9,10 @@
 
 #include "fe/common.hpp"
 #include "fe/parallel.hpp"
+#include "fe/tuning.hpp"
 
 namespace fe {
 namespace {
-
-// Below this many bytes of touched rows a pass runs on the calling thread.
-constexpr int64_t kGrainBytes = 128 * 1024;
-// Rows are random in a large table: prefetch the rows this many gradient rows ahead.
-constexpr int64_t kAhead = 8;
 
 template <class T>
 struct Consts {
@@ -86,8 +82,8 @@ void rows_range(const Consts<T>& c, T* w, T* s0, T* s1, int64_t dim_rt, const in
   const int64_t bytes = dim * static_cast<int64_t>(sizeof(T));
   constexpr int slots = K == OptKind::kSGD ? 0 : (K == OptKind::kAdam ? 2 : 1);
   for (int64_t i = b; i < e; ++i) {
-    if (i + kAhead < e) {
-      const int64_t f = idx[i + kAhead] * dim;
+    if (i + kOptimAhead < e) {
+      const int64_t f = idx[i + kOptimAhead] * dim;
       prefetch_row(w + f, bytes);
       if (slots >= 1) prefetch_row(s0 + f, bytes);
       if (slots >= 2) prefetch_row(s1 + f, bytes);
@@ -111,7 +107,7 @@ void dispatch_kind(OptKind k, F&& f) {
 
 int64_t grain_for(int64_t row_bytes, OptKind k) {
   const int64_t touched = row_bytes * (2 + opt_num_slots(k));
-  return std::max<int64_t>(16, kGrainBytes / std::max<int64_t>(1, touched));
+  return std::max<int64_t>(16, kOptimGrainBytes / std::max<int64_t>(1, touched));
 }
 
 }  // namespace

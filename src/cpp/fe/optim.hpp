@@ -38,8 +38,10 @@
 //     The elementwise update of n contiguous elements (a dense gradient of any shape).
 //     Parallel over element ranges; deterministic.
 //
-// None of these throws or allocates more than O(threads); w, s0, s1 and g must not
-// overlap.  Thread safety: callers serialize updates of one variable.
+// Allocations: optim_all_rows takes one zero row of dim elements per chunk (at most one
+// chunk per thread), and a parallel call its task state; nothing else is allocated, and
+// nothing throws but std::bad_alloc from those.  w, s0, s1 and g must not overlap.
+// Thread safety: callers serialize updates of one variable.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +63,17 @@ struct OptHyper {
 // Slots a method needs: 0 (plain SGD), 1 (momentum, nesterov, Adagrad) or 2 (Adam).
 inline int opt_num_slots(OptKind k) noexcept {
   return k == OptKind::kSGD ? 0 : (k == OptKind::kAdam ? 2 : 1);
+}
+
+// The name of slot i (s0, s1) of a method, as the Python layer keys its state arrays
+// (fastembed.optimizers' _slot_names); null past opt_num_slots.
+inline const char* opt_slot_name(OptKind k, int i) noexcept {
+  if (i >= opt_num_slots(k)) return nullptr;
+  switch (k) {
+    case OptKind::kAdagrad: return "accumulator";
+    case OptKind::kAdam: return i == 0 ? "m" : "v";
+    default: return "momentum";
+  }
 }
 
 template <class I>

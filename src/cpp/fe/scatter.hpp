@@ -17,7 +17,7 @@
 //     Finds the sorted unique ids and, for every position, the slot of its id.  Returns
 //     the first position holding a negative id (and fills nothing), -1, or kInterrupted
 //     (the plan is then unusable).  Its scratch is kept by the calling thread between
-//     calls up to kKeepScratchBytes (scratch.hpp); more is returned to the OS at the end.
+//     calls up to kKeepScratchBytes (tuning.hpp); more is returned to the OS at the end.
 //   coalesce_sum(plan, values, dim, out, intr) -> bool
 //     out[s, :] = sum of values[i, :] over the positions i of slot s, added in index
 //     order starting from +0.0 (so it equals np.add.at on a zero array bit for bit).

@@ -8,7 +8,7 @@
 // block leaves the RSS at once, on any thread, whatever the allocator's state.
 //
 //   big_vector<T>: a std::vector whose large buffers are mmap'ed.
-//   kKeepScratchBytes: how much of it one thread may keep between calls (see coalesce).
+//   kKeepScratchBytes (tuning.hpp): how much of it one thread may keep between calls.
 #pragma once
 
 #include <sys/mman.h>
@@ -18,22 +18,13 @@
 #include <new>
 #include <vector>
 
+#include "fe/tuning.hpp"  // kMapBytes, kKeepScratchBytes
+
 #ifndef MAP_POPULATE  // Linux only; elsewhere blocks are faulted in page by page
 #define MAP_POPULATE 0
 #endif
 
 namespace fe {
-
-constexpr size_t kMapBytes = size_t(1) << 20;
-
-// The scratch a thread keeps cached between coalesce calls, all buffers together.  Above
-// it the buffers are freed (returned to the OS) at the end of the call.  16 MiB covers
-// batches up to ~0.4M ids with no page faults on reuse; larger batches map fresh blocks
-// on each call.  Measured (coalesce of 1M ids x 8 float32, one thread, median of 30):
-// 30 ms with up to 64 MiB kept (before issue 15), 44 ms with 16 MiB kept and fresh blocks
-// faulted page by page, 39 ms with MAP_POPULATE (the kernel fills the block in one go;
-// the blocks are nearly always written whole).
-constexpr size_t kKeepScratchBytes = size_t(16) << 20;
 
 template <class T>
 struct MapAlloc {

@@ -1,87 +1,18 @@
-// Definitions and explicit instantiations of the gather / scatter / coalesce kernels
-// (float, double) x (int32_t, int64_t).  Contracts are in the headers.
+// Definitions and explicit instantiations of the scatter-add and coalesce kernels
+// (contracts in scatter.hpp), for (float, double) x (int32_t, int64_t).
+#include "fe/scatter.hpp"
+
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <vector>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "fe/common.hpp"
-#include "fe/gather.hpp"
+#include "fe/gather.hpp"  // find_bad_id
 #include "fe/parallel.hpp"
-#include "fe/scatter.hpp"
-#include "fe/interrupt.hpp"
-#include "fe/scratch.hpp"
+#include "fe/tuning.hpp"
 
 namespace fe {
 namespace {
-
-// Work below this many bytes of rows runs on the calling thread: waking a worker costs
-// more than it saves.
-constexpr int64_t kGrainBytes = 256 * 1024;
-// Tables larger than this outgrow a core's L2 cache: prefetch rows a few ids ahead
-// (measured: gather (10k, 32, 100k), a 1.3 MB table, 284 -> 249 us at 2 threads).
-constexpr int64_t kPrefetchTableBytes = 512 * 1024;
-constexpr int64_t kAhead = 12;
-// Outputs at least this large are prefaulted by the caller thread (coalesce_sum).
-constexpr int64_t kPrefaultBytes = 1024 * 1024;
-
-int64_t grain_rows(int64_t row_bytes) {
-  return std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row_bytes));
-}
-
-// Output larger than this is written with non-temporal stores (when rows are 16-byte
-// multiples and the output is 16-byte aligned): it will not be read back from cache
-// before it is evicted anyway, and streaming stores skip the read-for-ownership.
-constexpr int64_t kStreamOutBytes = 16 * 1024 * 1024;
-
-template <int64_t RB>
-FE_INLINE void copy_row(void* FE_RESTRICT dst, const void* FE_RESTRICT src, int64_t bytes,
-                        bool stream) {
-  const int64_t nb = RB > 0 ? RB : bytes;
-#if defined(__SSE2__)
-  if (stream) {
-    auto* d = static_cast<__m128i*>(dst);
-    auto* s = static_cast<const __m128i*>(src);
-    for (int64_t k = 0; k < nb / 16; ++k) _mm_stream_si128(d + k, _mm_loadu_si128(s + k));
-    return;
-  }
-#else
-  (void)stream;
-#endif
-  std::memcpy(dst, src, static_cast<size_t>(nb));
-}
-
-FE_INLINE void stream_fence() {
-#if defined(__SSE2__)
-  _mm_sfence();
-#endif
-}
-
-template <class T, class I, int64_t FD, bool PF, bool NT>
-int64_t gather_range(const T* FE_RESTRICT table, int64_t rows, int64_t dim_rt, int64_t stride,
-                     const I* ids, int64_t b, int64_t e, T* FE_RESTRICT out) {
-  const int64_t dim = FD > 0 ? FD : dim_rt;
-  for (int64_t i = b; i < e; ++i) {
-    if (PF && i + kAhead < e) {
-      const int64_t f = static_cast<int64_t>(ids[i + kAhead]);
-      if (id_ok(f, rows)) prefetch_read(table + f * stride);
-    }
-    const int64_t id = load_once(ids, i);
-    if (!id_ok(id, rows)) {
-      if (NT) stream_fence();
-      return i;
-    }
-    copy_row<FD * static_cast<int64_t>(sizeof(T))>(out + i * dim, table + id * stride,
-                                                    dim * static_cast<int64_t>(sizeof(T)), NT);
-  }
-  if (NT) stream_fence();
-  return -1;
-}
 
 template <class T, int64_t FD>
 FE_INLINE void add_row(T* FE_RESTRICT t, const T* FE_RESTRICT v, T scale, int64_t dim_rt) {
@@ -94,11 +25,6 @@ FE_INLINE void add_row1(T* FE_RESTRICT t, const T* FE_RESTRICT v, int64_t dim_rt
   const int64_t dim = FD > 0 ? FD : dim_rt;
   for (int64_t k = 0; k < dim; ++k) t[k] += v[k];
 }
-
-// Rows up to this wide are split among workers by owner through for_owned's compaction;
-// wider rows keep a branch per id, which then costs less than the compaction (measured,
-// 2 threads: scatter_add (100k, 8, 1M) 12.3 -> 6.1 ms; (1M, 64, 1M) Zipf 26.4 -> 35.2 ms).
-constexpr int64_t kCompactRowBytes = 32;
 
 // Owner-computes loop of worker `part` of `parts`: calls add(i, id) for every i in
 // [0, n), in order, whose id (read once) is in [0, rows) and owned by `part`, and
@@ -157,7 +83,7 @@ bool add_by_columns(T* target, int64_t dim, const T* values, int64_t n, int part
     int64_t c0, c1;
     column_range(target, dim, static_cast<int64_t>(sizeof(T)), p, parts, c0, c1);
     if (c0 >= c1) return;
-    dispatch_dim(c1 - c0, [&](auto fw) {
+    dispatch_dim(RowWidths{}, c1 - c0, [&](auto fw) {
       constexpr int64_t FW = decltype(fw)::value;
       T* t = target + c0;
       const T* v = values + c0;
@@ -248,98 +174,7 @@ FE_INLINE int64_t popcount64(uint64_t m) noexcept {
   return static_cast<int64_t>((m * 0x0101010101010101ull) >> 56);
 }
 
-// Position of the first id outside [0, rows) in ids[b, e), or -1.  A block is checked
-// without branches or compares (which the baseline x86-64 vector set lacks for 64-bit
-// lanes) so that the loop vectorizes: with rm1 = rows - 1, an id v in [0, rows) leaves the
-// top bit of both v and rm1 - v clear, any other id sets it in one of them (unsigned
-// arithmetic, rows <= 2^63 - 1).  Only a block that fails is rescanned id by id.
-template <class I>
-int64_t bad_id_range(const I* ids, int64_t b, int64_t e, int64_t rows) noexcept {
-  const uint64_t rm1 = static_cast<uint64_t>(rows) - 1;
-  constexpr int64_t kBlock = 1024;
-  for (int64_t s = b; s < e; s += kBlock) {
-    const int64_t t = s + kBlock < e ? s + kBlock : e;
-    uint64_t acc = 0;
-    for (int64_t i = s; i < t; ++i) {
-      const uint64_t v = static_cast<uint64_t>(static_cast<int64_t>(ids[i]));
-      acc |= v | (rm1 - v);
-    }
-    if (acc >> 63) {
-      for (int64_t i = s; i < t; ++i)
-        if (!id_ok(load_once(ids, i), rows)) return i;
-      // Changed under us between the two reads: keep scanning, the caller re-checks at use.
-    }
-  }
-  return -1;
-}
-
 }  // namespace
-
-template <class I>
-int64_t find_bad_id(const I* ids, int64_t n, int64_t rows, const Interrupt& intr) {
-  if (n <= 0) return -1;
-  const int64_t piece = kPollBytes / static_cast<int64_t>(sizeof(I));
-  for (int64_t s = 0; s < n; s += piece) {
-    if (s > 0 && intr.poll()) return kInterrupted;
-    const int64_t m = std::min(piece, n - s);
-    const I* at = ids + s;
-    const int parts = plan_parts(m, 1 << 16);
-    if (parts == 1) {
-      const int64_t f = bad_id_range(at, 0, m, rows);
-      if (f >= 0) return s + f;
-      continue;
-    }
-    std::vector<int64_t> first(parts, -1);
-    parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) {
-      first[p] = bad_id_range(at, b, e, rows);
-    });
-    for (int64_t f : first)
-      if (f >= 0) return s + f;  // parts are in position order: the first hit is the smallest
-  }
-  return -1;
-}
-
-template <class T, class I>
-int64_t gather(const T* table, int64_t rows, int64_t dim, int64_t row_stride, const I* ids,
-               int64_t n, T* out, const Interrupt& intr) {
-  if (n <= 0) return -1;
-  if (dim == 0) return find_bad_id(ids, n, rows, intr);
-  const int64_t row_bytes = mul_sat(dim, static_cast<int64_t>(sizeof(T)));
-  const bool pf = mul_sat(mul_sat(rows, row_stride), static_cast<int64_t>(sizeof(T))) >
-                  kPrefetchTableBytes;
-  const bool nt = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0 &&
-                  mul_sat(n, row_bytes) >= kStreamOutBytes && !std::getenv("FASTEMBED_NO_STREAM");
-  const int64_t grain = grain_rows(row_bytes);
-  // Ids per piece between two polls (each piece is split among the workers as a whole
-  // call would be; pieces change no result, every row is copied independently).
-  const int64_t piece = std::max<int64_t>(
-      2 * grain, kPollBytes / std::max<int64_t>(1, mul_sat(row_bytes, 2) + static_cast<int64_t>(sizeof(I))));
-  return dispatch_dim(dim, [&](auto fd) -> int64_t {
-    constexpr int64_t FD = decltype(fd)::value;
-    auto range = [&](int64_t b, int64_t e) {
-      if (nt)
-        return pf ? gather_range<T, I, FD, true, true>(table, rows, dim, row_stride, ids, b, e, out)
-                  : gather_range<T, I, FD, false, true>(table, rows, dim, row_stride, ids, b, e, out);
-      return pf ? gather_range<T, I, FD, true, false>(table, rows, dim, row_stride, ids, b, e, out)
-                : gather_range<T, I, FD, false, false>(table, rows, dim, row_stride, ids, b, e, out);
-    };
-    for (int64_t s = 0; s < n; s += piece) {
-      if (s > 0 && intr.poll()) return kInterrupted;
-      const int64_t m = std::min(piece, n - s);
-      const int parts = plan_parts(m, grain);
-      if (parts == 1) {
-        const int64_t f = range(s, s + m);
-        if (f >= 0) return f;
-        continue;
-      }
-      std::vector<int64_t> first(parts, -1);
-      parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) { first[p] = range(s + b, s + e); });
-      for (int64_t f : first)
-        if (f >= 0) return f;
-    }
-    return -1;
-  });
-}
 
 template <class T, class I>
 int64_t scatter_add(T* target, int64_t rows, int64_t dim, const I* ids, int64_t n,
@@ -349,7 +184,7 @@ int64_t scatter_add(T* target, int64_t rows, int64_t dim, const I* ids, int64_t 
   if (bad >= 0 || dim == 0) return bad;
   const bool pf = mul_sat(mul_sat(rows, dim), static_cast<int64_t>(sizeof(T))) > kPrefetchTableBytes;
   const int parts = plan_parts(n, grain_rows(mul_sat(dim, static_cast<int64_t>(sizeof(T)))));
-  dispatch_dim(dim, [&](auto fd) {
+  dispatch_dim(RowWidths{}, dim, [&](auto fd) {
     constexpr int64_t FD = decltype(fd)::value;
     parallel_parts(parts, [&](int p) {
       if (pf)
@@ -369,12 +204,7 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
     plan.slot.clear();
     return -1;
   }
-  constexpr int64_t kGrain = 1 << 16;
-  // Positions per piece between polls: passes read at random (map lookups, bitmap
-  // marks), ~50-100 ns a position when the id range is large, so pieces are bounded by
-  // count, not bytes: ~20-50 ms each even then.
-  constexpr int64_t kPiece = int64_t(1) << 18;
-  const int parts = plan_parts(n, kGrain);
+  const int parts = plan_parts(n, kIdGrain);
   CoalesceScratch& scratch = thread_scratch();
   struct TrimAtExit {
     CoalesceScratch& s;
@@ -394,9 +224,9 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
   if (static_cast<int64_t>(local.size()) < n) local.resize(static_cast<size_t>(n));
   std::vector<int64_t> lo_p(parts, std::numeric_limits<int64_t>::max()), hi_p(parts, -1);
   int64_t lo = std::numeric_limits<int64_t>::max(), hi = -1;
-  for (int64_t s = 0; s < n; s += kPiece) {
+  for (int64_t s = 0; s < n; s += kCoalescePiece) {
     if (s > 0 && intr.poll()) return stop();
-    const int64_t m = std::min(kPiece, n - s);
+    const int64_t m = std::min(kCoalescePiece, n - s);
     std::vector<int64_t> neg_p(parts, -1);
     parallel_chunks(m, parts, [&](int64_t b, int64_t e, int p) {
       int64_t l = lo_p[p], h = hi_p[p], neg = -1;
@@ -436,7 +266,7 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
     uint64_t* bw = bits.data();
     int32_t* mp = map.data();
     const int64_t* loc = local.data();
-    if (!for_pieces(n, kPiece, parts, intr, [&](int64_t b, int64_t e, int p) {
+    if (!for_pieces(n, kCoalescePiece, parts, intr, [&](int64_t b, int64_t e, int p) {
           uint64_t* w = bw + p * words;
           for (int64_t i = b; i < e; ++i) {
             const int64_t j = loc[i] - lo;
@@ -459,7 +289,7 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
     if (intr.poll()) return stop();
     plan.unique.resize(static_cast<size_t>(total));
     int64_t* u = plan.unique.data();
-    parallel_chunks(words, plan_parts(words, kGrain / 64), [&](int64_t b, int64_t e, int) {
+    parallel_chunks(words, plan_parts(words, kIdGrain / 64), [&](int64_t b, int64_t e, int) {
       for (int64_t w = b; w < e; ++w) {
         int64_t k = first[static_cast<size_t>(w)];
         for (uint64_t m = bw[w]; m != 0; m &= m - 1) {
@@ -469,7 +299,7 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
         }
       }
     });
-    if (!for_pieces(n, kPiece, parts, intr, [&](int64_t b, int64_t e, int) {
+    if (!for_pieces(n, kCoalescePiece, parts, intr, [&](int64_t b, int64_t e, int) {
           for (int64_t i = b; i < e; ++i) slot[i] = mp[loc[i] - lo];
         }))
       return stop();
@@ -479,13 +309,12 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
     auto& sorted = scratch.sorted;
     auto& merged = scratch.merged;
     sorted.assign(local.begin(), local.begin() + n);
-    constexpr int64_t kLeaf = int64_t(1) << 18;  // std::sort of a leaf: ~20 ms
-    for (int64_t s = 0; s < n; s += kLeaf) {
+    for (int64_t s = 0; s < n; s += kSortLeaf) {
       if (s > 0 && intr.poll()) return stop();
-      std::sort(sorted.begin() + s, sorted.begin() + std::min(n, s + kLeaf));
+      std::sort(sorted.begin() + s, sorted.begin() + std::min(n, s + kSortLeaf));
     }
-    if (n > kLeaf) merged.resize(static_cast<size_t>(n));
-    for (int64_t width = kLeaf; width < n; width *= 2) {
+    if (n > kSortLeaf) merged.resize(static_cast<size_t>(n));
+    for (int64_t width = kSortLeaf; width < n; width *= 2) {
       for (int64_t s = 0; s < n; s += 2 * width) {
         if (intr.poll()) return stop();
         const int64_t m = std::min(n, s + width), e = std::min(n, s + 2 * width);
@@ -500,7 +329,7 @@ int64_t coalesce_plan(const I* ids, int64_t n, CoalescePlan& plan, const Interru
     const int64_t* loc = local.data();
     // A binary search per position, each step a likely cache miss (~1 us per position
     // for millions of unique ids): smaller pieces.
-    if (!for_pieces(n, kPiece / 4, plan_parts(n, 1 << 14), intr,
+    if (!for_pieces(n, kCoalescePiece / 4, plan_parts(n, 1 << 14), intr,
                     [&](int64_t b, int64_t e, int) {
                       for (int64_t i = b; i < e; ++i)
                         slot[i] = std::lower_bound(u, u + nu, loc[i]) - u;
@@ -546,7 +375,7 @@ bool coalesce_sum(const CoalescePlan& plan, const T* values, int64_t dim, T* out
     const T* vals = values + s0 * dim;
     auto slot_of = [&](int64_t i) { return sl[i]; };
     if (add_by_columns(out, dim, vals, m, parts, pf, slot_of)) continue;
-    dispatch_dim(dim, [&](auto fd) {
+    dispatch_dim(RowWidths{}, dim, [&](auto fd) {
       constexpr int64_t FD = decltype(fd)::value;
       parallel_parts(parts, [&](int p) {
         auto prefetch = [&](int64_t s) { prefetch_write(out + s * dim); };
@@ -574,25 +403,13 @@ bool coalesce_sum(const CoalescePlan& plan, const T* values, int64_t dim, T* out
   return true;
 }
 
-#define FE_INST_I(I)                                                                  \
-  template int64_t find_bad_id<I>(const I*, int64_t, int64_t, const Interrupt&);      \
+#define FE_INST_I(I) \
   template int64_t coalesce_plan<I>(const I*, int64_t, CoalescePlan&, const Interrupt&);
-#define FE_INST_TI(T, I)                                                              \
-  template int64_t gather<T, I>(const T*, int64_t, int64_t, int64_t, const I*, int64_t, \
-                                T*, const Interrupt&);                                \
+#define FE_INST_TI(T, I) \
   template int64_t scatter_add<T, I>(T*, int64_t, int64_t, const I*, int64_t, const T*, T);
 
-FE_INST_I(int32_t)
-FE_INST_I(int64_t)
-FE_INST_TI(float, int32_t)
-FE_INST_TI(float, int64_t)
-FE_INST_TI(double, int32_t)
-FE_INST_TI(double, int64_t)
-// float16 / bfloat16 tables: gather is a copy of 16-bit rows (their arithmetic is in lowp.cpp).
-template int64_t gather<uint16_t, int32_t>(const uint16_t*, int64_t, int64_t, int64_t,
-                                           const int32_t*, int64_t, uint16_t*, const Interrupt&);
-template int64_t gather<uint16_t, int64_t>(const uint16_t*, int64_t, int64_t, int64_t,
-                                           const int64_t*, int64_t, uint16_t*, const Interrupt&);
+FE_FOR_IDS(FE_INST_I)
+FE_FOR_FLOATS_IDS(FE_INST_TI)
 template bool coalesce_sum<float>(const CoalescePlan&, const float*, int64_t, float*,
                                   const Interrupt&);
 template bool coalesce_sum<double>(const CoalescePlan&, const double*, int64_t, double*,
