@@ -11,14 +11,22 @@ import numpy as np
 import fastembed as fe
 
 
-def run_demo(*args):
+def run_cli(*args):
     env = dict(os.environ)
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(fe.__file__)))
     env["PYTHONPATH"] = pkg_parent + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-m", "fastembed", "demo", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "fastembed", *args], env=env,
                           capture_output=True, text=True, timeout=120)
+
+
+def run_demo(*args):
+    proc = run_cli("demo", *args)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+EPOCH_LINE = (r"^epoch +(\d+)/(\d+)  loss (\S+)  training accuracy (\S+)  "
+              r"validation accuracy (\S+)$")
 
 
 def test_demo_walkthrough_and_falling_loss():
@@ -29,12 +37,14 @@ def test_demo_walkthrough_and_falling_loss():
     tail = out.split("as five 2-d vectors:")[1].strip().splitlines()[:5]
     rows = [[float(x) for x in re.findall(r"-?\d+\.\d+", line)] for line in tail]
     assert len(rows) == 5 and all(len(r) == 2 for r in rows)
-    block = out.split("learned in training")[1].split("as five 2-d vectors")[0]
+    block = out.split("holding random starting values")[1].split("as five 2-d vectors")[0]
     weights = [[float(x) for x in re.findall(r"-?\d+\.\d+", line)]
                for line in block.strip().splitlines() if line.strip().startswith("[")]
     assert len(weights) == 7 and all(len(r) == 2 for r in weights)
     assert rows == [weights[i] for i in (5, 1, 2, 3, 6)]
-    losses = [float(m) for m in re.findall(r"^loss (\S+)$", out, flags=re.M)]
+    epochs = re.findall(EPOCH_LINE, out, flags=re.M)
+    assert [(int(e), int(n)) for e, n, *_ in epochs] == [(e, 12) for e in range(1, 13)]
+    losses = [float(loss) for _, _, loss, _, _ in epochs]
     assert len(losses) == 12
     assert np.all(np.isfinite(losses))
     assert losses[-1] < 0.25 * losses[0]
@@ -43,6 +53,46 @@ def test_demo_walkthrough_and_falling_loss():
     assert losses[-1] == min(losses)
 
 
+def test_demo_says_what_it_does():
+    out = run_demo()
+    # The seed section names the tokenizer settings that give 'Hope' the id 0.
+    assert 'Tokenizer(order="appearance", index_from=0)' in out
+    assert "learned in training" not in out  # part 1 trains nothing
+    epochs = re.findall(EPOCH_LINE, out, flags=re.M)
+    train_acc = [float(t) for *_, t, _ in epochs]
+    val_acc = [float(v) for *_, v in epochs]
+    assert all(0.0 <= a <= 1.0 for a in train_acc + val_acc)
+    # 48 training and 12 validation reviews: accuracies are multiples of 1/48 and 1/12,
+    # printed to two decimals.
+    assert all(abs(a * 48 - round(a * 48)) <= 0.005 * 48 for a in train_acc)
+    assert all(abs(a * 12 - round(a * 12)) <= 0.005 * 12 for a in val_acc)
+    assert "48 labelled reviews to train on, 12 held out" in out
+    assert train_acc[-1] == 1.0
+
+
 def test_demo_epochs_option():
     out = run_demo("--epochs", "3")
-    assert len(re.findall(r"^loss \S+$", out, flags=re.M)) == 3
+    epochs = re.findall(EPOCH_LINE, out, flags=re.M)
+    assert [(int(e), int(n)) for e, n, *_ in epochs] == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_cli_help():
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert "demo" in proc.stdout and "bench" in proc.stdout and proc.stderr == ""
+    assert "usage: python -m fastembed" in proc.stdout
+    assert run_cli("-h").stdout == proc.stdout
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"fastembed {fe.__version__}"
+    for args in ((), ("nonsense",)):
+        bad = run_cli(*args)
+        assert bad.returncode == 2 and bad.stdout == ""
+        assert "usage: python -m fastembed" in bad.stderr and "--help" in bad.stderr
+
+
+def test_command_help_is_plain_text():
+    for cmd in ("demo", "bench"):
+        proc = run_cli(cmd, "--help")
+        assert proc.returncode == 0, proc.stderr
+        assert f"usage: python -m fastembed {cmd}" in proc.stdout
+        assert "``" not in proc.stdout  # no raw reST markup
