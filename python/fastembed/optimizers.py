@@ -124,8 +124,11 @@ class _Slot:
 class Optimizer:
     """Base class: slot bookkeeping, validation, state, config.
 
-    Subclasses set ``_slot_names`` and implement ``_kind``, ``_checked`` (the validated
-    hyperparameters) and ``_hyper``.
+    Subclasses set ``_slot_names`` and override ``_checked`` (the validated
+    hyperparameters), ``_kind`` (the native kernel) and ``_hyper`` (the kernel's
+    arguments for one step); where their defaults do not fit, also ``_slot_init`` (a
+    slot's starting value, 0), ``_needs_slots`` (the slots a step uses, all of them) and
+    ``_lazy`` (whether rows without gradient are left alone, True).
     """
 
     _slot_names: tuple = ()
