@@ -97,8 +97,9 @@ def write(path: "str | os.PathLike[str]", config: Dict[str, Any], table: npt.NDA
     a table that mapped the replaced file there).
 
     Raises ValueError when `path` is a file or a folder holding other files than a saved
-    layer (the swap replaces the whole folder); OSError from the file system, in which
-    case the previous copy is untouched and no half-written new one is left.
+    layer (the swap replaces the whole folder), and OSError from the file system: an error
+    while writing leaves the previous copy in place and removes the partial new one; an
+    error during the swap leaves complete copies that :func:`read` finds.
     """
     path = _normalized(path)
     new, old = path + _NEW_SUFFIX, path + _OLD_SUFFIX

@@ -92,8 +92,7 @@ class Embedding:
     ids of the copying thread's last call along.
     """
 
-    # Layers are numbered across all classes (embedding_1, embedding_bag_2, ...), as
-    # Keras numbers its layers.
+    # One counter for every layer class: default names are embedding_1, embedding_bag_2...
     _counter: ClassVar[int] = 0
     _kind: ClassVar[str] = "embedding"
     # Every layer class by name, for load() to rebuild the class a folder was saved from.
