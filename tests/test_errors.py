@@ -6,8 +6,7 @@ runs every case and asserts the exception type, the message, and that every arra
 argument (and, for memory maps, the file behind it) is byte-identical afterwards: a
 failed call writes nothing.
 
-Cases for ``embedding_bag`` and the layers / optimizers run once those are implemented
-(they skip while the API is a stub).
+The layers and optimizers have their own cases at the end.
 """
 from __future__ import annotations
 
@@ -405,18 +404,8 @@ def test_bad_last_id_with_threads(name, make, exc, rx, nthreads, threads, tmp_pa
     _run_case(make, exc, rx, tmp_path)
 
 
-def _bag_implemented():
-    try:
-        ops.embedding_bag(table(), np.array([[0, 1]]))
-    except NotImplementedError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("name,make,exc,rx", BAG_CASES, ids=[c[0] for c in BAG_CASES])
 def test_error_catalogue_embedding_bag(name, make, exc, rx, tmp_path):
-    if not _bag_implemented():
-        pytest.skip("fastembed.ops.embedding_bag is not implemented yet")
     _run_case(make, exc, rx, tmp_path)
 
 
@@ -446,13 +435,10 @@ def test_injected_bad_id(n, pos, bad, id_dtype, op):
     assert t.tobytes() == t0 and ids.tobytes() == ids0
 
 
-# -- layers and optimizers (run once they exist) ---------------------------------------------
+# -- layers and optimizers -----------------------------------------------------------------
 
-def _embedding_or_skip():
-    try:
-        return fe.Embedding(ROWS, DIM, seed=0)
-    except NotImplementedError:
-        pytest.skip("fastembed.Embedding is not implemented yet")
+def _embedding():
+    return fe.Embedding(ROWS, DIM, seed=0)
 
 
 @pytest.mark.parametrize("ids,exc,rx", [
@@ -466,7 +452,7 @@ def _embedding_or_skip():
     (np.array([[np.nan]]), ValueError, r"whole|nan"),
 ])
 def test_embedding_call_errors(ids, exc, rx):
-    emb = _embedding_or_skip()
+    emb = _embedding()
     w0 = emb.embeddings.tobytes()
     ids0 = np.asarray(ids).tobytes()
     with pytest.raises(exc, match=rx):
@@ -481,9 +467,7 @@ def test_embedding_call_errors(ids, exc, rx):
 def test_optimizer_bad_grads_change_nothing(opt_name, bad):
     from fastembed import optimizers as O
 
-    if not hasattr(O, opt_name):
-        pytest.skip(f"fastembed.optimizers.{opt_name} is not implemented yet")
-    emb = _embedding_or_skip()
+    emb = _embedding()
     opt = getattr(O, opt_name)(learning_rate=0.1)
     good_grad = fe.SparseGradient(np.array([1, 2]), np.ones((2, DIM), np.float32), (ROWS, DIM))
     opt.apply_gradients([(good_grad, emb)])  # creates the state, so it can be compared
@@ -540,7 +524,7 @@ def _state_bytes(opt):
 
 
 def test_embedding_shape_errors_change_nothing():
-    emb = _embedding_or_skip()
+    emb = _embedding()
     emb2 = fe.Embedding(ROWS, DIM, input_length=3, seed=0)
     w0 = emb2.embeddings.tobytes()
     with pytest.raises(ValueError, match=r"3"):
@@ -556,9 +540,7 @@ def test_embedding_shape_errors_change_nothing():
 def test_readonly_memmapped_embedding_refuses_updates(tmp_path, opt_name):
     from fastembed import optimizers as O
 
-    if not hasattr(O, opt_name):
-        pytest.skip(f"fastembed.optimizers.{opt_name} is not implemented yet")
-    emb = _embedding_or_skip()
+    emb = _embedding()
     emb.save(tmp_path / "emb")
     files = {p: p.read_bytes() for p in (tmp_path / "emb").iterdir()}
     ro = fe.Embedding.load(tmp_path / "emb", mmap_mode="r")
@@ -571,8 +553,4 @@ def test_readonly_memmapped_embedding_refuses_updates(tmp_path, opt_name):
         fe.ops.scatter_add(ro.embeddings, np.array([1]), np.ones((1, DIM), np.float32))
     for p, before in files.items():
         assert p.read_bytes() == before
-    if hasattr(opt, "get_step"):
-        try:
-            assert opt.get_step(ro) == 0
-        except (KeyError, ValueError):
-            pass  # no state was created for it: also fine
+    assert opt.get_step(ro) == 0

@@ -9,9 +9,7 @@ import pytest
 import fastembed as fe
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(7)
+RNG_SEED = 7  # of the shared `rng` fixture (conftest.py)
 
 
 def zipf(rng, shape, rows):
