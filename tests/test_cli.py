@@ -1,4 +1,6 @@
-"""``python -m fastembed demo``: the seed walkthrough and a training run whose loss falls."""
+"""``python -m fastembed``: its help, the demo (the seed walkthrough and a training run
+whose loss falls) and the quick bench (which runs and prints its table; its numbers are
+not checked: speed is measured in bench/, never asserted in tests)."""
 from __future__ import annotations
 
 import os
@@ -96,3 +98,19 @@ def test_command_help_is_plain_text():
         assert proc.returncode == 0, proc.stderr
         assert f"usage: python -m fastembed {cmd}" in proc.stdout
         assert "``" not in proc.stdout  # no raw reST markup
+
+
+def test_quick_bench_prints_every_op():
+    out = subprocess.run([sys.executable, "-m", "fastembed", "bench", "--rounds", "1"],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    assert "limits: streaming copy" in out
+    for op in ("gather V=100000 D=8", "gather V=1000000 D=64", "scatter_add", "coalesce"):
+        rows = [line for line in out.splitlines() if line.startswith(op)]
+        assert any("fastembed" in r for r in rows), (op, out)
+        assert any("numpy" in r and r.rstrip().endswith("x") for r in rows), (op, out)
+    # Every column is explained, and no share of the random-row limit is shown where that
+    # limit does not apply (coalesce reads no table at random rows).
+    for legend in ("time:", "GB/s:", "% limit:", "fastembed x:"):
+        assert legend in out
+    coalesce = [line for line in out.splitlines() if line.startswith("coalesce")]
+    assert coalesce and all(re.search(r" +- +(\S+x)?$", r) for r in coalesce), out
