@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 
 import numpy as np
 import pytest
@@ -99,14 +98,6 @@ def test_read_write_map_follows_a_save_over_its_own_folder(tmp_path):
     expect = e.embeddings.copy()
     expect[4] += 1
     np.testing.assert_array_equal(fe.Embedding.load(tmp_path / "m").embeddings, expect)
-
-
-def test_pickle_memory_mapped_layer(tmp_path):
-    e = fe.Embedding(10, 3, seed=1)
-    e.save(tmp_path / "m")
-    m = fe.Embedding.load(tmp_path / "m", mmap_mode="r")
-    p = pickle.loads(pickle.dumps(m))
-    np.testing.assert_array_equal(p([1, 2]), e([1, 2]))
 
 
 class Crash(RuntimeError):
