@@ -1,7 +1,7 @@
-"""The examples run and print what they say: the README's, examples/text_classifier.py
-and examples/dask_encode.py (its dask.bag result equals one process). The other
-examples are tested beside what they show: pretrained_embeddings.py in test_vectors.py,
-keras3_text.py in test_keras3_example.py, ``python -m fastembed demo`` in test_cli.py.
+"""The examples run and print what they say: the README's, examples/text_classifier.py,
+examples/pretrained_embeddings.py and examples/dask_encode.py (its dask.bag result equals
+one process). keras3_text.py is tested in test_keras3_example.py, ``python -m fastembed
+demo`` in test_cli.py.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 
 import fastembed as fe
+
+from vector_files import write_binary
 
 
 def _installed(module):
@@ -185,3 +187,29 @@ def test_dask_example_reports_missing_dask(tmp_path):
                           timeout=60, env=env)
     assert proc.returncode == 2
     assert "needs dask" in proc.stderr
+
+
+# ------------------------------------------------------------- examples/pretrained_embeddings.py
+
+def test_pretrained_embeddings_example(tmp_path, capsys, caplog):
+    import logging
+
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "examples",
+                        "pretrained_embeddings.py")
+    spec = importlib.util.spec_from_file_location("pretrained_embeddings_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    vec_path, txt_path = mod.make_synthetic(str(tmp_path), dim=16, n_texts=600, seed=1)
+    # Also as word2vec binary: the example must not care about the format.
+    wv = fe.load_vectors(vec_path)
+    write_binary(tmp_path / "v.bin", wv.words, wv.vectors)
+    for vp in (vec_path, str(tmp_path / "v.bin")):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pretrained_embeddings"):
+            assert mod.main([vp, txt_path, "--epochs", "4", "--maxlen", "20"]) == 0
+        out = capsys.readouterr().out
+        assert "(8 misses)" in caplog.text
+        acc = float(out.strip().splitlines()[-1].split()[-1])
+        assert acc > 0.6, out  # four balanced classes: chance is 0.25
