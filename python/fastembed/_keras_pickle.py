@@ -17,7 +17,10 @@ import json
 import os
 import pickle
 from collections import OrderedDict, defaultdict
-from typing import IO, Any, Union
+from typing import IO, TYPE_CHECKING, Any, Dict, Union
+
+if TYPE_CHECKING:
+    from .text import Tokenizer
 
 __all__ = ["load_keras_tokenizer"]
 
@@ -40,7 +43,7 @@ class _PickledTokenizer:
     """Receives the pickled instance's ``__dict__`` (BUILD without ``__setstate__``)."""
 
 
-def _reconstructor(cls, base, state):
+def _reconstructor(cls: Any, base: Any, state: Any) -> _PickledTokenizer:
     # copyreg._reconstructor(cls, object, None) is how protocols 0/1 make an instance;
     # anything else it could be asked to build is refused.
     if cls is not _PickledTokenizer or base is not object or state is not None:
@@ -76,7 +79,8 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise ValueError("refusing a persistent id in a Tokenizer pickle")
 
 
-def load_keras_tokenizer(path_or_file: Union[str, "os.PathLike[str]", bytes, IO[bytes]]):
+def load_keras_tokenizer(path_or_file: Union[str, "os.PathLike[str]", bytes, bytearray,
+                                             memoryview, IO[bytes]]) -> "Tokenizer":
     """Read a pickled legacy Keras ``Tokenizer`` into a :class:`fastembed.Tokenizer`.
 
     Works without Keras/TensorFlow installed, for Tokenizers of
@@ -110,7 +114,7 @@ def load_keras_tokenizer(path_or_file: Union[str, "os.PathLike[str]", bytes, IO[
         f = open(where, "rb")
         close = True
     elif hasattr(path_or_file, "read"):
-        f = path_or_file  # type: ignore[assignment]
+        f = path_or_file
         where = getattr(path_or_file, "name", "<file>")
         close = False
     else:
@@ -134,12 +138,12 @@ def load_keras_tokenizer(path_or_file: Union[str, "os.PathLike[str]", bytes, IO[
     return _to_fastembed(vars(obj), where)
 
 
-def _to_fastembed(state: dict, where: str):
+def _to_fastembed(state: Dict[str, Any], where: str) -> "Tokenizer":
     from .text import tokenizer_from_json
 
     if state.get("analyzer") is not None:
         raise ValueError(f"{where}: a Tokenizer with a custom analyzer cannot be loaded")
-    config = {}
+    config: Dict[str, Any] = {}
     for key, default in (("num_words", None), ("filters", None), ("lower", True),
                          ("split", " "), ("char_level", False), ("oov_token", None),
                          ("document_count", 0)):

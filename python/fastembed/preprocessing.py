@@ -11,14 +11,38 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import (Any, Callable, Dict, Iterable, List, Optional, Protocol, Sequence, Tuple,
+                    TypeVar, Union)
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _textvec
 from ._interrupts import deferred
 
 __all__ = ["TextVectorization", "StringLookup"]
+
+#: What the layers take: a str (or bytes), a list/tuple of them, a numpy string
+#: array (or a tensor with ``.numpy()``).
+TextInput = Union[str, bytes, Sequence[Any], npt.NDArray[Any]]
+
+
+class SparseRows(Protocol):
+    """What ``sparse=True`` returns (a ``scipy.sparse.csr_matrix``), as far as the
+    annotations go: scipy ships no type information."""
+
+    @property
+    def shape(self) -> Tuple[int, ...]: ...
+
+    def toarray(self) -> npt.NDArray[Any]: ...
+
+
+#: The outputs of the layers: ``int64`` ids, counts or flags, ``float32`` tf-idf
+#: rows, one ``int64`` array per document (``ragged=True``, or ``"one_hot"`` of split
+#: text), or a sparse matrix (``sparse=True``).
+LayerOutput = Union[npt.NDArray[np.int64], npt.NDArray[np.float32],
+                    List[npt.NDArray[np.int64]], SparseRows]
+_L = TypeVar("_L", bound="_Lookup")
 
 _MODES = ("int", "one_hot", "multi_hot", "count", "tf_idf")
 _STANDARDIZE = ("lower_and_strip_punctuation", "lower", "strip_punctuation")
@@ -110,7 +134,8 @@ def _is_batch_stream(data: Any) -> bool:
     return hasattr(data, "__iter__") and not isinstance(data, (list, tuple, np.ndarray, str, bytes))
 
 
-def _progress(it: Iterable, verbose: bool, total: Optional[int], desc: str) -> Iterable:
+def _progress(it: Iterable[Any], verbose: bool, total: Optional[int], desc: str
+              ) -> Iterable[Any]:
     if not verbose:
         return it
     try:
@@ -120,7 +145,7 @@ def _progress(it: Iterable, verbose: bool, total: Optional[int], desc: str) -> I
     return tqdm(it, total=total, desc=desc, unit="batch")
 
 
-def _scipy_sparse():
+def _scipy_sparse() -> Any:
     try:
         import scipy.sparse as sp
     except ImportError as e:
@@ -129,15 +154,34 @@ def _scipy_sparse():
     return sp
 
 
+def _misplaced_special(what: str, token: str, vocab: List[Any], specials: List[Any]
+                       ) -> ValueError:
+    """Keras' error for a special token (``what``: "mask" or "OOV") found after the
+    place reserved for it in a vocabulary."""
+    where = max(i for i, t in enumerate(vocab) if t == token)
+    return ValueError(
+        f"Found reserved {what} token at unexpected location in `vocabulary`. Note that "
+        "passed `vocabulary` does not need to include the OOV and mask tokens. Either "
+        "remove all mask and OOV tokens, or include them only at the start of the "
+        f"vocabulary in precisely this order: {specials}. Received: "
+        f"{what.lower()}_token={token} at vocabulary index [{where}]")
+
+
 class _Lookup:
     """The state and rules shared by both layers: Keras' ``IndexLookup`` for strings."""
 
     _caller = "StringLookup"
 
-    def _init_lookup(self, *, max_tokens, num_oov_indices, mask_token, oov_token,
-                     vocabulary, idf_weights, invert, output_mode, pad_to_max_tokens,
-                     sparse, encoding, name, salt=None, vocabulary_size=None,
-                     has_input_vocabulary=None, oov_method="floormod") -> None:
+    _default_name: str
+
+    def _init_lookup(self, *, max_tokens: Optional[int], num_oov_indices: int,
+                     mask_token: Optional[str], oov_token: Optional[str], vocabulary: Any,
+                     idf_weights: Any, invert: bool, output_mode: str,
+                     pad_to_max_tokens: bool, sparse: bool, encoding: str,
+                     name: Optional[str], salt: Optional[int] = None,
+                     vocabulary_size: Optional[int] = None,
+                     has_input_vocabulary: Optional[bool] = None,
+                     oov_method: str = "floormod") -> None:
         caller = self._caller
         if max_tokens is not None and max_tokens <= 1:
             raise ValueError(f"If set, `max_tokens` must be greater than 1. "
@@ -188,8 +232,8 @@ class _Lookup:
         self._has_input_vocabulary = (vocabulary is not None if has_input_vocabulary is None
                                       else bool(has_input_vocabulary))
         self._frozen_vocab_size = vocabulary_size
-        self._tokens: Optional[list] = None      # learned/set tokens, specials excluded
-        self._table = None                       # _textvec.Table over _tokens
+        self._tokens: Optional[List[str]] = None  # learned/set tokens, specials excluded
+        self._table: Optional[_textvec.Table] = None   # over _tokens
         self._idf: Optional[np.ndarray] = None   # float32, one weight per output column
         if output_mode == "tf_idf":
             if self._has_input_vocabulary and idf_weights is None:
@@ -216,7 +260,7 @@ class _Lookup:
         """Size of the vocabulary, special tokens included (Keras' definition)."""
         return self._token_start_index() + (len(self._tokens) if self._tokens is not None else 0)
 
-    def get_vocabulary(self, include_special_tokens: bool = True) -> list:
+    def get_vocabulary(self, include_special_tokens: bool = True) -> List[Optional[str]]:
         """The vocabulary as a list of str, by index.
 
         Parameters
@@ -241,7 +285,7 @@ class _Lookup:
                 "the vocabulary size cannot be changed after the layer is called. Old vocab "
                 f"size is {self._frozen_vocab_size}, new vocab size is {new_size}")
 
-    def _build_table(self, tokens: list):
+    def _build_table(self, tokens: List[str]) -> _textvec.Table:
         table = _textvec.Table()
         start = self._token_start_index()
         for t in tokens:
@@ -306,7 +350,7 @@ class _Lookup:
         specials = [self.mask_token] * oov_start + [self.oov_token] * self.num_oov_indices
         found_specials = vocab[:token_start] == specials
         tokens = vocab[token_start:] if found_specials else vocab
-        seen: dict = {}
+        seen: Dict[str, int] = {}
         for t in tokens:
             seen[t] = seen.get(t, 0) + 1
         repeated = [t for t, c in seen.items() if c > 1]
@@ -314,21 +358,9 @@ class _Lookup:
             raise ValueError("The passed vocabulary has at least one repeated term. Please "
                              f"uniquify your dataset. The repeated terms are: {repeated}")
         if self.mask_token is not None and self.mask_token in seen:
-            where = max(i for i, t in enumerate(vocab) if t == self.mask_token)
-            raise ValueError(
-                "Found reserved mask token at unexpected location in `vocabulary`. Note that "
-                "passed `vocabulary` does not need to include the OOV and mask tokens. Either "
-                "remove all mask and OOV tokens, or include them only at the start of the "
-                f"vocabulary in precisely this order: {specials}. Received: "
-                f"mask_token={self.mask_token} at vocabulary index [{where}]")
+            raise _misplaced_special("mask", self.mask_token, vocab, specials)
         if self.oov_token is not None and self.invert and self.oov_token in seen:
-            where = max(i for i, t in enumerate(vocab) if t == self.oov_token)
-            raise ValueError(
-                "Found reserved OOV token at unexpected location in `vocabulary`. Note that "
-                "passed `vocabulary` does not need to include the OOV and mask tokens. Either "
-                "remove all mask and OOV tokens, or include them only at the start of the "
-                f"vocabulary in precisely this order: {specials}. Received: "
-                f"oov_token={self.oov_token} at vocabulary index [{where}]")
+            raise _misplaced_special("OOV", self.oov_token, vocab, specials)
         new_size = token_start + len(tokens)
         if self.max_tokens is not None and new_size > self.max_tokens:
             raise ValueError("Attempted to set a vocabulary larger than the maximum vocab "
@@ -360,7 +392,7 @@ class _Lookup:
                 self._frozen_vocab_size = new_size
 
     # ---- adapt ---------------------------------------------------------------
-    def _finalize(self, counter) -> None:
+    def _finalize(self, counter: _textvec.Table) -> None:
         """Keras' ``finalize_state``: rank by count, ties by token descending."""
         if self._has_input_vocabulary or len(counter) == 0:
             return  # Keras keeps the previous vocabulary when nothing was counted
@@ -390,7 +422,7 @@ class _Lookup:
         by_count = np.argsort(-c, kind="stable")
         cs = c[by_count]
         bounds = np.flatnonzero(np.diff(cs)) + 1
-        order_list: list = []
+        order_list: List[int] = []
         for grp in np.split(by_count, bounds) if len(cs) else []:
             if len(grp) == 1:
                 order_list.append(int(grp[0]))
@@ -434,17 +466,19 @@ class _Lookup:
         if self.output_mode == "tf_idf" and self._idf is None:
             raise ValueError("When `output_mode` is `'tf_idf'`, `idf_weights` must be provided.")
 
-    def _lookup(self, scanner, docs: list, pretok: bool):
-        ids, offsets = _textvec.lookup_docs(scanner, self._table, docs, pretok,
-                                            self._oov_start_index(), self.num_oov_indices)
-        if ids is None:
-            _, tok = offsets
+    def _lookup(self, scanner: _textvec.Scanner, docs: List[Any], pretok: bool
+                ) -> Tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        found = _textvec.lookup_docs(scanner, self._table, docs, pretok,
+                                     self._oov_start_index(), self.num_oov_indices)
+        if found[0] is None:
+            _, tok = found[1]
             raise ValueError("When `num_oov_indices=0` all inputs should be in vocabulary, "
                              f"found OOV values [{tok!r}], consider setting "
                              "`num_oov_indices=1`.")
-        return ids, offsets
+        return found[0], found[1]
 
-    def _bag(self, ids: np.ndarray, offsets: np.ndarray, binary: bool):
+    def _bag(self, ids: npt.NDArray[np.int64], offsets: npt.NDArray[np.int64], binary: bool
+             ) -> Any:
         """(batch, depth) counts (or flags), dense or CSR; tf_idf weighted."""
         depth = self._depth()
         nrows = len(offsets) - 1
@@ -471,7 +505,7 @@ class _Lookup:
         _textvec.fill_counts(ids, offsets, out, binary)
         return out
 
-    def _one_hot(self, ids: np.ndarray) -> np.ndarray:
+    def _one_hot(self, ids: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         depth = self._depth()
         flat = ids.ravel()
         out = np.zeros((flat.size, depth), dtype=np.int64)
@@ -480,12 +514,12 @@ class _Lookup:
         return out.reshape(ids.shape + (depth,))
 
     # ---- config / saving -----------------------------------------------------
-    def _state(self) -> dict:
+    def _state(self) -> Dict[str, Any]:
         return {"vocabulary": self.get_vocabulary(include_special_tokens=True)
                 if self._tokens is not None else None,
                 "idf_weights": self._idf.tolist() if self._idf is not None else None}
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
         """Write the layer (config, vocabulary, idf weights) to a JSON file.
 
         ``type(layer).load(path)`` restores it.  Callables given as
@@ -502,7 +536,7 @@ class _Lookup:
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike]):
+    def load(cls: "type[_L]", path: Union[str, "os.PathLike[str]"]) -> _L:
         """Read a layer written by :meth:`save`."""
         try:
             with open(path, encoding="utf-8") as f:
@@ -521,12 +555,12 @@ class _Lookup:
             layer._restore(state["vocabulary"], state.get("idf_weights"))
         return layer
 
-    def save_own_variables(self, store: dict) -> None:
+    def save_own_variables(self, store: Dict[str, Any]) -> None:
         """Keras' variable hook: ``store["idf_weights"]`` in ``"tf_idf"`` mode."""
         if self.output_mode == "tf_idf" and self._idf is not None:
             store["idf_weights"] = self._idf.copy()
 
-    def load_own_variables(self, store: dict) -> None:
+    def load_own_variables(self, store: Dict[str, Any]) -> None:
         """Read what :meth:`save_own_variables` (or Keras) stored; call before
         :meth:`load_assets`, as Keras does."""
         if self.output_mode == "tf_idf":
@@ -536,7 +570,7 @@ class _Lookup:
             with deferred():
                 self._idf = idf
 
-    def save_assets(self, dir_path: Union[str, os.PathLike]) -> None:
+    def save_assets(self, dir_path: Union[str, "os.PathLike[str]"]) -> None:
         """Keras' asset file: ``dir_path/vocabulary.txt``, one token per line
         (special tokens included); nothing when the vocabulary was given to the
         constructor (it is in the config)."""
@@ -546,7 +580,7 @@ class _Lookup:
                   encoding="utf-8") as f:
             f.write("\n".join(self.get_vocabulary()))
 
-    def load_assets(self, dir_path: Union[str, os.PathLike]) -> None:
+    def load_assets(self, dir_path: Union[str, "os.PathLike[str]"]) -> None:
         """Read ``vocabulary.txt`` written by :meth:`save_assets` (or by Keras), keeping
         the idf weights the layer has."""
         if self.input_vocabulary is not None:
@@ -559,7 +593,7 @@ class _Lookup:
             else None
         self._restore(lines, idf)
 
-    def _restore(self, vocabulary, idf_weights) -> None:
+    def _restore(self, vocabulary: Any, idf_weights: Any) -> None:
         had = self._has_input_vocabulary
         frozen = self._frozen_vocab_size
         self._frozen_vocab_size = None
@@ -570,13 +604,13 @@ class _Lookup:
             raise
         self._has_input_vocabulary = had
 
-    def __getstate__(self):
+    def __getstate__(self) -> Dict[str, Any]:
         d = self.__dict__.copy()
         d.pop("_table", None)
         d.pop("_scanner", None)
         return d
 
-    def __setstate__(self, d):
+    def __setstate__(self, d: Dict[str, Any]) -> None:
         self.__dict__.update(d)
         self._table = self._build_table(self._tokens) if self._tokens is not None else None
         if hasattr(self, "_make_scanner"):
@@ -621,11 +655,11 @@ class StringLookup(_Lookup):
                           pad_to_max_tokens=pad_to_max_tokens, sparse=sparse,
                           encoding=encoding, name=name, salt=salt, **extra)
 
-    def _make_scanner(self):
+    def _make_scanner(self) -> _textvec.Scanner:
         # Each string is one token, taken as it is.
         return _textvec.Scanner(False, False, 0, None)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         """Keras' config keys; ``StringLookup.from_config`` reads Keras' configs too."""
         return {"name": self.name, "trainable": True, "dtype": "string",
                 "invert": self.invert, "max_tokens": self.max_tokens,
@@ -638,10 +672,10 @@ class StringLookup(_Lookup):
                 "salt": self.salt, "encoding": self.encoding}
 
     @classmethod
-    def from_config(cls, config: dict) -> "StringLookup":
+    def from_config(cls, config: Dict[str, Any]) -> "StringLookup":
         return cls(**config)
 
-    def _docs_for_adapt(self, data: Any, batch: bool) -> tuple:
+    def _docs_for_adapt(self, data: Any, batch: bool) -> Tuple[List[Any], bool]:
         arr = _as_strings(data, self.encoding, "StringLookup.adapt data")
         if arr.ndim == 0:
             arr = arr.reshape(1, 1)
@@ -674,7 +708,7 @@ class StringLookup(_Lookup):
         """
         _adapt(self, data, steps, batch_size, verbose)
 
-    def __call__(self, inputs: Any):
+    def __call__(self, inputs: Any) -> Union[LayerOutput, npt.NDArray[np.str_]]:
         if self.invert:
             return self._invert(inputs)
         self._require_vocab()
@@ -705,7 +739,7 @@ class StringLookup(_Lookup):
             return out[0]
         return out
 
-    def _invert(self, inputs: Any) -> np.ndarray:
+    def _invert(self, inputs: Any) -> npt.NDArray[np.str_]:
         if self._tokens is None:
             raise RuntimeError(f"StringLookup '{self.name}' has no vocabulary: call adapt() "
                                "or set_vocabulary() first.")
@@ -722,13 +756,14 @@ class StringLookup(_Lookup):
         return out.astype(str)
 
 
-def _listify(x):
+def _listify(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         return x.tolist()
     return x
 
 
-def _adapt(layer: "_Lookup", data: Any, steps, batch_size, verbose) -> None:
+def _adapt(layer: "_Lookup", data: Any, steps: Optional[int], batch_size: Optional[int],
+           verbose: bool) -> None:
     if layer._has_input_vocabulary:
         raise ValueError(f"Cannot adapt layer '{layer.name}' after setting a static "
                          "vocabulary via `vocabulary` argument or `set_vocabulary()` method.")
@@ -765,9 +800,9 @@ class _Counting:
         self.layer = layer
         self.want_df = layer.output_mode == "tf_idf"
         self.tables = [_textvec.Table()]
-        self.scanners: list = []
+        self.scanners: List[_textvec.Scanner] = []
 
-    def add(self, docs: list, pretok: bool) -> None:
+    def add(self, docs: List[Any], pretok: bool) -> None:
         from ._core import get_num_threads
 
         n = get_num_threads()
@@ -783,7 +818,7 @@ class _Counting:
             _textvec.count_docs(self.layer._scanner, self.tables[0], docs, pretok,
                                 self.want_df)
 
-    def result(self):
+    def result(self) -> _textvec.Table:
         main = self.tables[0]
         for t in self.tables[1:]:
             _textvec.merge_tables(main, t)
@@ -839,8 +874,8 @@ class TextVectorization(_Lookup):
 
     def __init__(self, max_tokens: Optional[int] = None,
                  standardize: Union[str, None, Callable[[str], str]] = "lower_and_strip_punctuation",
-                 split: Union[str, None, Callable[[str], list]] = "whitespace",
-                 ngrams: Union[int, tuple, None] = None, output_mode: str = "int",
+                 split: Union[str, None, Callable[[str], Iterable[Any]]] = "whitespace",
+                 ngrams: Union[int, Tuple[int, ...], None] = None, output_mode: str = "int",
                  output_sequence_length: Optional[int] = None, pad_to_max_tokens: bool = False,
                  vocabulary: Optional[Union[Sequence[str], np.ndarray, str]] = None,
                  idf_weights: Optional[Sequence[float]] = None, sparse: bool = False,
@@ -894,14 +929,14 @@ class TextVectorization(_Lookup):
                           pad_to_max_tokens=pad_to_max_tokens, sparse=sparse,
                           encoding=encoding, name=name, **extra)
 
-    def _make_scanner(self):
+    def _make_scanner(self) -> _textvec.Scanner:
         st, sp = self._standardize, self._split
         lower = st in ("lower", "lower_and_strip_punctuation")
         strip = st in ("strip_punctuation", "lower_and_strip_punctuation")
         mode = {None: 0, "whitespace": 1, "character": 2}.get(sp, 0) if not callable(sp) else 0
         return _textvec.Scanner(lower, strip, mode, self._ngrams)
 
-    def get_config(self) -> dict:
+    def get_config(self) -> Dict[str, Any]:
         """Keras' config keys; ``TextVectorization.from_config`` reads Keras' configs."""
         return {"name": self.name, "trainable": True, "dtype": "string",
                 "max_tokens": self.max_tokens, "standardize": self._standardize,
@@ -914,7 +949,7 @@ class TextVectorization(_Lookup):
                 "vocabulary_size": self.vocabulary_size()}
 
     @classmethod
-    def from_config(cls, config: dict) -> "TextVectorization":
+    def from_config(cls, config: Dict[str, Any]) -> "TextVectorization":
         config = dict(config)
         for k in ("standardize", "split"):
             if not (config.get(k) is None or isinstance(config.get(k), str) or callable(config[k])):
@@ -925,7 +960,7 @@ class TextVectorization(_Lookup):
         return cls(**config)
 
     # -- documents -------------------------------------------------------------
-    def _documents(self, data: Any, what: str) -> tuple:
+    def _documents(self, data: Any, what: str) -> Tuple[List[Any], bool, int]:
         """(docs, pretok, ndim): the documents of a batch (standardized/split by
         the callables when those are given) and the rank of the input."""
         if type(data) is list and _textvec.all_str(data):
@@ -950,7 +985,7 @@ class TextVectorization(_Lookup):
             pretok = True
         return docs, pretok, ndim
 
-    def _docs_for_adapt(self, data: Any, batch: bool) -> tuple:
+    def _docs_for_adapt(self, data: Any, batch: bool) -> Tuple[List[Any], bool]:
         docs, pretok, _ = self._documents(data, "TextVectorization.adapt data")
         return docs, pretok
 
@@ -981,7 +1016,7 @@ class TextVectorization(_Lookup):
         """
         _adapt(self, data, steps, batch_size, verbose)
 
-    def __call__(self, inputs: Any):
+    def __call__(self, inputs: Any) -> LayerOutput:
         self._require_vocab()
         docs, pretok, ndim = self._documents(inputs, "TextVectorization input")
         scalar = ndim == 0
@@ -1022,7 +1057,7 @@ class TextVectorization(_Lookup):
         return out
 
 
-def _call_str(fn, doc: str, what: str) -> str:
+def _call_str(fn: Callable[[str], Any], doc: str, what: str) -> str:
     r = fn(doc)
     if isinstance(r, bytes):
         r = r.decode("utf-8")
@@ -1031,7 +1066,7 @@ def _call_str(fn, doc: str, what: str) -> str:
     return r
 
 
-def _call_split(fn, doc: str) -> list:
+def _call_split(fn: Callable[[str], Any], doc: str) -> List[str]:
     r = fn(doc)
     if isinstance(r, np.ndarray):
         r = r.tolist()

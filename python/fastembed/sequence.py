@@ -1,19 +1,41 @@
 """``pad_sequences``: Keras 3's function, numpy-2 safe, with a native fast path."""
 from __future__ import annotations
 
-import numpy as np
+from typing import Any, List, Optional, Sequence, Type, TypeVar, Union, overload
 
-from . import _text
+import numpy as np
+import numpy.typing as npt
+
+from . import _textpad
 
 __all__ = ["pad_sequences"]
+
+#: What ``pad_sequences`` takes: a sequence (list, tuple, array) of sequences.
+Sequences = Union[Sequence[Any], npt.NDArray[Any]]
+_S = TypeVar("_S", bound=np.generic)
 
 # Output dtypes the native loop writes; every other dtype (strings, object, bool,
 # narrow integers...) takes the reference path.
 _FAST_DTYPES = frozenset(np.dtype(t) for t in ("int32", "int64", "float32", "float64"))
 
 
-def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",
-                  value=0.0):
+@overload
+def pad_sequences(sequences: Sequences, maxlen: Optional[int] = None, *,
+                  padding: str = "pre", truncating: str = "pre",
+                  value: Any = 0.0) -> npt.NDArray[np.int32]: ...
+@overload
+def pad_sequences(sequences: Sequences, maxlen: Optional[int] = None,
+                  dtype: Union[Type[_S], "np.dtype[_S]"] = ..., padding: str = "pre",
+                  truncating: str = "pre", value: Any = 0.0) -> npt.NDArray[_S]: ...
+@overload
+def pad_sequences(sequences: Sequences, maxlen: Optional[int] = None,
+                  dtype: npt.DTypeLike = "int32", padding: str = "pre",
+                  truncating: str = "pre", value: Any = 0.0) -> npt.NDArray[Any]: ...
+
+
+def pad_sequences(sequences: Sequences, maxlen: Optional[int] = None,
+                  dtype: npt.DTypeLike = "int32", padding: str = "pre",
+                  truncating: str = "pre", value: Any = 0.0) -> npt.NDArray[Any]:
     """Pad (and truncate) sequences to the same length, exactly as Keras 3 does.
 
     Parameters
@@ -57,7 +79,8 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
     return _pad_reference(sequences, maxlen, dtype, padding, truncating, value)
 
 
-def _pad_fast(sequences, maxlen, dtype, padding, truncating, value):
+def _pad_fast(sequences: Any, maxlen: Any, dtype: Any, padding: Any, truncating: Any,
+              value: Any) -> Optional[npt.NDArray[Any]]:
     """The native path, or None when the inputs are outside what it reproduces."""
     is_matrix = (type(sequences) is np.ndarray and sequences.ndim == 2
                  and sequences.dtype.kind in "iufb" and sequences.size > 0)
@@ -85,8 +108,8 @@ def _pad_fast(sequences, maxlen, dtype, padding, truncating, value):
     if is_matrix:
         return _pad_matrix(sequences, maxlen, dtype, padding, truncating, value)
     n = len(sequences)
-    lengths = np.empty(n, dtype=np.intp)
-    if _text.seq_lengths(sequences, lengths, np.ndarray) != n:
+    lengths = _textpad.seq_lengths(sequences)
+    if lengths is None:
         return None
     if maxlen is None:
         maxlen = np.max(lengths)
@@ -96,13 +119,14 @@ def _pad_fast(sequences, maxlen, dtype, padding, truncating, value):
     # native loop then writes every element once instead of after a full memset.
     fill = np.full((1,), value, dtype=dtype)
     x = np.empty((n, maxlen), dtype=dtype)
-    if not _text.pad_fill(sequences, x, fill, int(maxlen), padding == "pre",
-                          truncating == "pre", np.ndarray, np.asarray, dtype):
+    if not _textpad.pad_fill(sequences, x, fill, int(maxlen), padding == "pre",
+                             truncating == "pre", dtype):
         return None
     return x
 
 
-def _pad_matrix(arr, maxlen, dtype, padding, truncating, value):
+def _pad_matrix(arr: npt.NDArray[Any], maxlen: Optional[int], dtype: Any, padding: str,
+                truncating: str, value: Any) -> npt.NDArray[Any]:
     """A 2-D numeric array: every row has the same length, so Keras' per-row slice
     and cast are a slice and a cast of blocks of rows."""
     n, length = arr.shape
@@ -129,18 +153,19 @@ _TEXT_HINT = ("pad_sequences takes sequences of integer ids; encode texts first 
               "Tokenizer.texts_to_sequences")
 
 
-def _is_text(obj):
+def _is_text(obj: Any) -> bool:
     return isinstance(obj, (str, bytes)) or (
         isinstance(obj, np.ndarray) and obj.dtype.kind in "US")
 
 
-def _pad_reference(sequences, maxlen, dtype, padding, truncating, value):
+def _pad_reference(sequences: Any, maxlen: Any, dtype: Any, padding: Any, truncating: Any,
+                   value: Any) -> npt.NDArray[Any]:
     """Keras 3's algorithm step by step (its checks, their order and messages)."""
     if not hasattr(sequences, "__len__"):
         raise ValueError("`sequences` must be iterable.")
     num_samples = len(sequences)
 
-    lengths = []
+    lengths: List[int] = []
     sample_shape = ()
     found = False
     first_text = None

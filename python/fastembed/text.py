@@ -3,7 +3,8 @@
 
 The behaviour is that of ``keras_preprocessing`` 1.1.2 (the tf-keras legacy
 Tokenizer, with its ``analyzer`` argument), output for output; the per-token work
-runs in the Cython module ``fastembed._text``.  Two extensions, off by default:
+runs in the Cython modules ``fastembed._textscan`` (the scanner), ``_textfit`` and
+``_textencode``.  Two extensions, off by default:
 ``order="appearance"`` numbers words by first appearance instead of by count, and
 ``index_from`` moves the first index (Keras: 1).
 """
@@ -12,14 +13,25 @@ from __future__ import annotations
 import json
 import warnings
 from collections import Counter, OrderedDict, defaultdict
-from operator import itemgetter, methodcaller
+from operator import itemgetter
+from typing import (Any, Callable, Collection, Dict, Hashable, Iterable, Iterator, List,
+                    Optional, Tuple, Union)
 
 import numpy as np
+import numpy.typing as npt
 
-from . import _text
+from . import _textencode, _textfit, _textscan
 from ._interrupts import deferred
 
 __all__ = ["Tokenizer", "tokenizer_from_json", "text_to_word_sequence"]
+
+#: A token: a word of a text, or an item of a pre-tokenized list (any hashable).
+Token = Hashable
+#: An id, as ``word_index`` gives it or a sequence holds it.
+Id = Union[int, "np.integer[Any]"]
+#: What ``fit_on_texts`` / ``texts_to_sequences`` take per item: a text, or a list of
+#: tokens taken as already split.
+TextItem = Union[str, List[Token]]
 
 DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 
@@ -27,17 +39,16 @@ DEFAULT_FILTERS = '!"#$%&()*+,-./:;<=>?@[\\]^_`{|}~\t\n'
 # new OrderedDict first): ~0.1 s of OrderedDict insertions on a busy machine.
 _INPLACE_MAX = 1 << 16
 
-_MODES = {"binary": 0, "count": 1, "freq": 2, "tfidf": 3}
 _ORDERS = ("frequency", "appearance")
-_lower = methodcaller("lower")
 
 
 # Texts longer than this are split piece by piece, so that Ctrl-C is seen between pieces
 # (each piece's lower/translate/split is one uninterruptible C call of ~50 ms).
-_PIECE_CHARS = 1 << 22
+_PIECE_CHARS: int = _textscan.PIECE_CHARS
 
 
-def text_to_word_sequence(text, filters=DEFAULT_FILTERS, lower=True, split=" "):
+def text_to_word_sequence(text: str, filters: Union[str, Iterable[str]] = DEFAULT_FILTERS,
+                          lower: bool = True, split: str = " ") -> List[str]:
     """Split a text into a list of words, as Keras does.
 
     Parameters
@@ -56,31 +67,10 @@ def text_to_word_sequence(text, filters=DEFAULT_FILTERS, lower=True, split=" "):
     list of str
         The non-empty pieces.
     """
-    table = str.maketrans({c: split for c in filters})
-    if (type(text) is not str or len(text) <= _PIECE_CHARS
-            or not isinstance(split, str) or len(split) != 1 or not split.isspace()):
-        return _words_of(text, table, lower, split)
-    words = []
-    start, n = 0, len(text)
-    while start < n:
-        # Cut just before an occurrence of `split` itself: it separates words whatever
-        # surrounds it, and white space is neither cased nor case-ignorable, so str.lower
-        # (whose final-sigma rule looks at the neighbours) lowers each piece as it would
-        # the whole text.
-        cut = text.find(split, start + _PIECE_CHARS)
-        end = n if cut < 0 else cut
-        words.extend(_words_of(text[start:end], table, lower, split))
-        start = end
-    return words
+    return _textscan.text_to_word_sequence(text, filters, lower, split, _PIECE_CHARS)
 
 
-def _words_of(text, table, lower, split):
-    if lower:
-        text = text.lower()
-    return list(filter(None, text.translate(table).split(split)))
-
-
-def _check_num_words(num_words):
+def _check_num_words(num_words: Any) -> Optional[int]:
     # Keras stores any value and fails at the first comparison (texts_to_sequences:
     # "'>=' not supported") or in np.zeros (sequences_to_matrix); refuse that here.
     if num_words is None:
@@ -96,7 +86,7 @@ def _check_num_words(num_words):
     return int(num_words)
 
 
-def _check_document_count(document_count):
+def _check_document_count(document_count: Any) -> None:
     if isinstance(document_count, bool) or not isinstance(document_count, (int, np.integer)):
         raise TypeError(f"document_count must be an int, got "
                         f"{type(document_count).__name__} {document_count!r}")
@@ -104,7 +94,7 @@ def _check_document_count(document_count):
         raise ValueError(f"document_count must be >= 0, got {document_count}")
 
 
-def _check_splitting(filters, split, char_level, analyzer):
+def _check_splitting(filters: Any, split: Any, char_level: Any, analyzer: Any) -> None:
     """What text_to_word_sequence will do with ``filters``/``split`` at the first text,
     done now: Keras only fails there (or on every text)."""
     if char_level:
@@ -167,9 +157,25 @@ class Tokenizer:
         ``oov_token`` takes it and words follow.
     """
 
-    def __init__(self, num_words=None, filters=DEFAULT_FILTERS, lower=True, split=" ",
-                 char_level=False, oov_token=None, analyzer=None, document_count=0, *,
-                 order="frequency", index_from=1, **kwargs):
+    word_counts: "OrderedDict[Token, int]"
+    word_docs: "defaultdict[Token, int]"
+    index_docs: "defaultdict[Id, int]"
+    word_index: Dict[Token, int]
+    index_word: Dict[int, Token]
+    num_words: Optional[int]
+    document_count: int
+    oov_token: Optional[Token]
+    analyzer: Optional[Callable[[str], Iterable[Token]]]
+    order: str
+    index_from: int
+
+    def __init__(self, num_words: Optional[int] = None,
+                 filters: Union[str, Iterable[str]] = DEFAULT_FILTERS, lower: bool = True,
+                 split: str = " ", char_level: bool = False,
+                 oov_token: Optional[Token] = None,
+                 analyzer: Optional[Callable[[str], Iterable[Token]]] = None,
+                 document_count: int = 0, *, order: str = "frequency", index_from: int = 1,
+                 **kwargs: Any) -> None:
         if "nb_words" in kwargs:
             warnings.warn("The `nb_words` argument in `Tokenizer` has been renamed "
                           "`num_words`.")
@@ -208,37 +214,14 @@ class Tokenizer:
         self.index_from = int(index_from)
 
     # ------------------------------------------------------------------ helpers
-    def _tokenize(self, text):
-        """Keras' per-item rule: a list is pre-tokenized (only lower-cased),
-        char_level iterates characters, otherwise split (or the analyzer)."""
-        if self.char_level or isinstance(text, list):
-            if self.lower:
-                if isinstance(text, list):
-                    return list(map(_lower, text))
-                return text.lower()
-            return text
-        if self.analyzer is None:
-            return text_to_word_sequence(text, self.filters, self.lower, self.split)
-        return self.analyzer(text)
+    def _rule(self) -> _textscan.TokenRule:
+        """Keras' per-item tokenization for the current settings (and the native
+        scanner when it reproduces it)."""
+        return _textscan.TokenRule(self.filters, self.lower, self.split, self.char_level,
+                                   self.analyzer)
 
-    def _splitter(self):
-        """The native splitter when the fast path reproduces ``text_to_word_sequence``
-        exactly (one-character ``split``), else None."""
-        if self.char_level or self.analyzer is not None:
-            return None
-        split = self.split
-        if type(split) is not str or len(split) != 1:
-            return None
-        if not isinstance(self.filters, str) and iter(self.filters) is self.filters:
-            return None  # an iterator: Keras uses it up on the first text only
-        try:
-            table = str.maketrans({c: split for c in self.filters})
-        except Exception:
-            # Keras raises this per text; the per-item path reproduces it.
-            return None
-        return _text.Splitter(list(table) + [ord(split)])
-
-    def _ranked_index(self, vocab, counts):
+    def _ranked_index(self, vocab: List[Token], counts: List[int]
+                      ) -> Tuple[Dict[Token, int], Dict[int, Token]]:
         """``(word_index, index_word)`` (new dicts) for the words ``vocab`` with the
         counts ``counts``, listed in word_counts order."""
         if self.order == "frequency":
@@ -268,12 +251,12 @@ class Tokenizer:
         index_word = dict(zip(word_index.values(), word_index.keys()))
         return word_index, index_word
 
-    def _encoder(self):
-        return _text.Encoder(self.word_index, self.num_words, self.oov_token,
-                             bool(self.lower), self._splitter(), self._tokenize)
+    def _encoder(self) -> _textencode.Encoder:
+        return _textencode.Encoder(self.word_index, self.num_words, self.oov_token,
+                                   self._rule())
 
     # ------------------------------------------------------------------ fitting
-    def fit_on_texts(self, texts):
+    def fit_on_texts(self, texts: Iterable[TextItem]) -> None:
         """Update the vocabulary from texts.
 
         Parameters
@@ -290,25 +273,24 @@ class Tokenizer:
         interrupts the call, nothing is updated; a Ctrl-C that comes while the results
         are being written is held until they are complete, then raised.
         """
-        n, words, counts, docs = _text.fit_texts(texts, bool(self.lower),
-                                                 self._splitter(), self._tokenize)
+        n, words, counts, docs = _textfit.fit_texts(texts, self._rule())
         # All or nothing, Ctrl-C included: everything is computed first (reading the
         # tokenizer, never writing it; interruptible, and any failure leaves it as it
         # was), then committed in one short block that a SIGINT cannot split.
-        count_up = _text.count_updates(self.word_counts, words, counts)
-        docs_up = _text.count_updates(self.word_docs, words, docs)
+        count_up = _textfit.count_updates(self.word_counts, words, counts)
+        docs_up = _textfit.count_updates(self.word_docs, words, docs)
         if len(count_up) <= _INPLACE_MAX or type(self.word_counts) is not OrderedDict:
             word_counts = None  # updated in place in the commit: short enough
         else:
             # OrderedDict insertions are slow: a big update would hold Ctrl-C back for
             # seconds in the commit.  Build the new dict outside it instead.
-            word_counts = _text.ordered_copy(self.word_counts, count_up)
-        vocab, values = _text.merged_items(self.word_counts, count_up)
+            word_counts = _textfit.ordered_copy(self.word_counts, count_up)
+        vocab, values = _textfit.merged_items(self.word_counts, count_up)
         word_index, index_word = self._ranked_index(vocab, values)
         del vocab, values
         docs_view = dict(self.word_docs)
         docs_view.update(docs_up)
-        index_docs_up = _text.index_doc_updates(docs_view, word_index)
+        index_docs_up = _textfit.index_doc_updates(docs_view, word_index)
         del docs_view
         document_count = self.document_count + n if n else self.document_count
         with deferred():
@@ -322,7 +304,7 @@ class Tokenizer:
             self.index_docs.update(index_docs_up)
             self.document_count = document_count
 
-    def fit_on_sequences(self, sequences):
+    def fit_on_sequences(self, sequences: Collection[Iterable[Id]]) -> None:
         """Update document frequencies (``index_docs``) from id sequences.
 
         Parameters
@@ -334,15 +316,16 @@ class Tokenizer:
         All or nothing, as ``fit_on_texts``.
         """
         n = len(sequences)
-        local = _text.count_sequences(sequences)
-        index_docs_up = _text.count_updates(self.index_docs, list(local), list(local.values()))
+        local = _textfit.count_sequences(sequences)
+        index_docs_up = _textfit.count_updates(self.index_docs, list(local),
+                                               list(local.values()))
         document_count = self.document_count + n
         with deferred():
             self.index_docs.update(index_docs_up)
             self.document_count = document_count
 
     # ----------------------------------------------------------------- encoding
-    def texts_to_sequences(self, texts):
+    def texts_to_sequences(self, texts: Iterable[TextItem]) -> List[List[int]]:
         """Encode texts as lists of word indices.
 
         Parameters
@@ -357,14 +340,15 @@ class Tokenizer:
         """
         return self._encoder().encode_many(texts)
 
-    def texts_to_sequences_generator(self, texts):
+    def texts_to_sequences_generator(self, texts: Iterable[TextItem]
+                                     ) -> Iterator[List[int]]:
         """Lazily encode texts, one list of indices per text (see
         ``texts_to_sequences``)."""
         enc = self._encoder()
         for text in texts:
             yield enc.encode_one(text)
 
-    def sequences_to_texts(self, sequences):
+    def sequences_to_texts(self, sequences: Iterable[Iterable[Id]]) -> List[str]:
         """Decode id sequences into space-joined texts.
 
         Parameters
@@ -377,23 +361,26 @@ class Tokenizer:
             Unknown ids (0 included) and ids ``>= num_words`` become the
             ``oov_token`` when it is set, else are dropped.
         """
-        return _text.sequences_to_texts(sequences, self.index_word, self.num_words,
-                                        self.oov_token,
-                                        self.word_index.get(self.oov_token))
+        return _textencode.sequences_to_texts(sequences, self.index_word, self.num_words,
+                                              self.oov_token,
+                                              self.word_index.get(self.oov_token))
 
-    def sequences_to_texts_generator(self, sequences):
+    def sequences_to_texts_generator(self, sequences: Iterable[Iterable[Id]]
+                                     ) -> Iterator[str]:
         """Lazily decode id sequences (see ``sequences_to_texts``)."""
         oov_index = self.word_index.get(self.oov_token)
         for seq in sequences:
-            yield _text.sequences_to_texts((seq,), self.index_word, self.num_words,
-                                           self.oov_token, oov_index)[0]
+            yield _textencode.sequences_to_texts((seq,), self.index_word, self.num_words,
+                                                 self.oov_token, oov_index)[0]
 
     # ----------------------------------------------------------------- matrices
-    def texts_to_matrix(self, texts, mode="binary"):
+    def texts_to_matrix(self, texts: Iterable[TextItem], mode: str = "binary"
+                        ) -> npt.NDArray[np.float64]:
         """``sequences_to_matrix(texts_to_sequences(texts), mode)``."""
         return self.sequences_to_matrix(self.texts_to_sequences(texts), mode=mode)
 
-    def sequences_to_matrix(self, sequences, mode="binary"):
+    def sequences_to_matrix(self, sequences: Collection[Iterable[Id]], mode: str = "binary"
+                            ) -> npt.NDArray[np.float64]:
         """Vectorize id sequences into a float64 matrix.
 
         Parameters
@@ -425,30 +412,26 @@ class Tokenizer:
             raise ValueError("Fit the Tokenizer on some data before using tfidf mode.")
 
         x = np.zeros((len(sequences), width))
-        code = _MODES.get(mode, -1) if isinstance(mode, str) else -1
         try:
             cwidth = int(width)
         except (TypeError, ValueError):  # pragma: no cover - np.zeros refused it
             cwidth = -1
         if cwidth == width and cwidth >= 0:
-            def tf_of(c):
-                return 1 + np.log(c)
-
-            def idf_of(j):
-                return np.log(1 + self.document_count / (1 + self.index_docs.get(j, 0)))
-
-            if _text.sequences_to_matrix(sequences, x, cwidth, code, mode, tf_of, idf_of):
+            if _textencode.sequences_to_matrix(sequences, x, cwidth, mode,
+                                               self.document_count, self.index_docs):
                 return x
             x = np.zeros((len(sequences), width))
         return self._sequences_to_matrix_reference(sequences, x, width, mode)
 
-    def _sequences_to_matrix_reference(self, sequences, x, width, mode):
+    def _sequences_to_matrix_reference(self, sequences: Collection[Any],
+                                       x: npt.NDArray[np.float64], width: int, mode: str
+                                       ) -> npt.NDArray[np.float64]:
         """Keras' loop, for inputs the native loop does not reproduce (numpy
         rows, non-int ids, ids below ``-width``)."""
         for i, seq in enumerate(sequences):
             if not seq:
                 continue
-            counts = defaultdict(int)
+            counts: "defaultdict[Id, int]" = defaultdict(int)
             for j in seq:
                 if j >= width:
                     continue
@@ -469,7 +452,7 @@ class Tokenizer:
         return x
 
     # ------------------------------------------------------------ serialization
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         """The configuration as a dict with Keras' keys (the five dictionaries as
         JSON strings); ``order`` / ``index_from`` are added only when they are not
         the defaults."""
@@ -493,7 +476,7 @@ class Tokenizer:
             config["index_from"] = self.index_from
         return config
 
-    def to_json(self, **kwargs):
+    def to_json(self, **kwargs: Any) -> str:
         """JSON string of ``{"class_name": "Tokenizer", "config": get_config()}``;
         ``kwargs`` go to ``json.dumps``.  Loadable by Keras' ``tokenizer_from_json``
         when ``order`` and ``index_from`` are the defaults."""
@@ -505,7 +488,7 @@ _JSON_DICTS = ("word_counts", "word_docs", "index_docs", "index_word", "word_ind
 _ID_LIMIT = 2**63
 
 
-def _json_field(config, name):
+def _json_field(config: Dict[str, Any], name: str) -> Dict[Any, Any]:
     """The decoded dict of one of the five double-encoded fields."""
     if name not in config:
         raise ValueError(f"tokenizer JSON: the config has no {name!r} field")
@@ -521,14 +504,14 @@ def _json_field(config, name):
     return raw
 
 
-def _count(value, field, key):
+def _count(value: Any, field: str, key: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _ID_LIMIT:
         raise ValueError(f"tokenizer JSON: {field}[{key!r}] must be a non-negative integer, "
                          f"got {value!r}")
     return value
 
 
-def _int_key(key, field):
+def _int_key(key: Any, field: str) -> int:
     try:
         k = int(key)
     except (TypeError, ValueError):
@@ -538,8 +521,8 @@ def _int_key(key, field):
     return k
 
 
-def _check_scalars(config):
-    def opt_int(name):
+def _check_scalars(config: Dict[str, Any]) -> None:
+    def opt_int(name: str) -> None:
         v = config.get(name)
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
             raise ValueError(f"tokenizer JSON: {name!r} must be a non-negative integer or "
@@ -567,7 +550,7 @@ def _check_scalars(config):
     config.pop("analyzer", None)
 
 
-def tokenizer_from_json(json_string):
+def tokenizer_from_json(json_string: Union[str, bytes, bytearray]) -> Tokenizer:
     """Rebuild a ``Tokenizer`` from ``to_json`` output (ours or Keras').
 
     Unlike Keras, the loaded tokenizer can be fitted further: ``word_counts`` is an

@@ -13,18 +13,15 @@ output modes; this module only counts and looks up.
 cimport cython
 import numpy as _np
 from cpython.object cimport PyObject
-from libc.stdlib cimport malloc as PyMem_Malloc, realloc as PyMem_Realloc, free as PyMem_Free
+# The C allocator, not PyMem_*: the count loops grow buffers without the GIL.
+from libc.stdlib cimport free, malloc, realloc
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.string cimport memcmp, memcpy, memset
 
-cdef extern from "Python.h":
-    Py_ssize_t PyUnicode_GET_LENGTH(PyObject* o) nogil
-    unsigned int PyUnicode_KIND(PyObject* o) nogil
-    void* PyUnicode_DATA(PyObject* o) nogil
-    uint32_t PyUnicode_READ(unsigned int kind, const void* data, Py_ssize_t i)
-    object PyUnicode_FromKindAndData(int kind, const void* buffer, Py_ssize_t size)
-    bint PyUnicode_Check(PyObject* o)
-    int PyErr_CheckSignals() except -1
+from fastembed._textbase cimport (
+    FNV_OFFSET, PyErr_CheckSignals, PyUnicode_Check, PyUnicode_DATA,
+    PyUnicode_FromKindAndData, PyUnicode_GET_LENGTH, PyUnicode_KIND, PyUnicode_READ,
+    Spans, grow, grown, mix64, resize, spans_free, spans_reserve, uchar_t)
 
 cdef extern from *:
     """
@@ -129,32 +126,22 @@ cdef extern from *:
     uint64_t fe_fingerprint64(const uint8_t* s, size_t n) noexcept nogil
 
 
-cdef uint64_t _FNV_OFFSET = 14695981039346656037ULL
 # Documents between two PyErr_CheckSignals (Ctrl-C within well under a second).
 cdef Py_ssize_t _POLL = 2048
 
 
-cdef inline uint64_t _mix(uint64_t h) noexcept nogil:
-    h ^= h >> 33
-    h *= 0xff51afd7ed558ccdULL
-    h ^= h >> 33
-    h *= 0xc4ceb9fe1a85ec53ULL
-    h ^= h >> 33
-    return h
-
-
 cdef inline uint64_t _step(uint64_t h, uint32_t c) noexcept nogil:
     # Rotate-xor: two one-cycle operations per code point (a multiply per code point
-    # made the scan latency-bound); _mix at the end of a token does the spreading.
+    # made the scan latency-bound); mix64 at the end of a token does the spreading.
     return ((h << 11) | (h >> 53)) ^ c
 
 
 cdef inline uint64_t _hash_cps(const uint32_t* s, Py_ssize_t n) noexcept nogil:
-    cdef uint64_t h = _FNV_OFFSET
+    cdef uint64_t h = FNV_OFFSET
     cdef Py_ssize_t i
     for i in range(n):
         h = _step(h, s[i])
-    return _mix(h)
+    return mix64(h)
 
 
 cdef inline bint _same_cps(const uint32_t* a, const uint32_t* b, Py_ssize_t n) noexcept nogil:
@@ -166,19 +153,6 @@ cdef inline bint _same_cps(const uint32_t* a, const uint32_t* b, Py_ssize_t n) n
         if a[i] != b[i]:
             return False
     return True
-
-
-cdef int _grow(void** p, Py_ssize_t* cap, Py_ssize_t need, size_t item) except -1 nogil:
-    if need <= cap[0]:
-        return 0
-    cdef Py_ssize_t c = max(need, 2 * cap[0], 256)
-    cdef void* a = PyMem_Realloc(p[0], c * item)
-    if a == NULL:
-        with gil:
-            raise MemoryError()
-    p[0] = a
-    cap[0] = c
-    return 0
 
 
 # ASCII punctuation that Keras' standardize deletes: the regex class
@@ -216,6 +190,20 @@ cdef struct Slot:
     int32_t entry
 
 
+cdef uint32_t* _code_points(str token) except NULL:
+    """The code points of ``token`` in a new ``malloc`` buffer (the caller frees it)."""
+    cdef Py_ssize_t L = len(token), i
+    cdef uint32_t* buf = <uint32_t*>malloc(max(L, 1) * sizeof(uint32_t))
+    if buf == NULL:
+        raise MemoryError()
+    cdef PyObject* p = <PyObject*>token
+    cdef unsigned int k = PyUnicode_KIND(p)
+    cdef void* d = PyUnicode_DATA(p)
+    for i in range(L):
+        buf[i] = PyUnicode_READ(k, d, i)
+    return buf
+
+
 @cython.final
 cdef class Table:
     """Token (code-point string) -> entry number, in insertion order, with a count,
@@ -233,18 +221,18 @@ cdef class Table:
 
     def __cinit__(self):
         self.nslots = 1024
-        self.slots = <Slot*>PyMem_Malloc(self.nslots * sizeof(Slot))
+        self.slots = <Slot*>malloc(self.nslots * sizeof(Slot))
         if self.slots == NULL:
             raise MemoryError()
         memset(self.slots, 0xff, self.nslots * sizeof(Slot))
 
     def __dealloc__(self):
-        PyMem_Free(self.arena)
-        PyMem_Free(self.ent)
-        PyMem_Free(self.hashes)
-        PyMem_Free(self.df)
-        PyMem_Free(self.last)
-        PyMem_Free(self.slots)
+        free(self.arena)
+        free(self.ent)
+        free(self.hashes)
+        free(self.df)
+        free(self.last)
+        free(self.slots)
 
     def __len__(self):
         return self.n
@@ -268,7 +256,7 @@ cdef class Table:
 
     cdef int _rehash(self) except -1 nogil:
         cdef Py_ssize_t ns = self.nslots * 2, e, i
-        cdef Slot* sl = <Slot*>PyMem_Malloc(ns * sizeof(Slot))
+        cdef Slot* sl = <Slot*>malloc(ns * sizeof(Slot))
         if sl == NULL:
             with gil:
                 raise MemoryError()
@@ -279,7 +267,7 @@ cdef class Table:
                 i = (i + 1) & (ns - 1)
             sl[i].tag = <uint32_t>(self.hashes[e] >> 32)
             sl[i].entry = <int32_t>e
-        PyMem_Free(self.slots)
+        free(self.slots)
         self.slots = sl
         self.nslots = ns
         return 0
@@ -298,11 +286,13 @@ cdef class Table:
         e = self.n
         if e >= self.ecap:
             cap = self.ecap
-            _grow(<void**>&self.ent, &self.ecap, e + 1, sizeof(Entry))
-            _grow_same(<void**>&self.hashes, self.ecap, sizeof(uint64_t))
-            _grow_same(<void**>&self.df, self.ecap, sizeof(int64_t))
-            _grow_same(<void**>&self.last, self.ecap, sizeof(int64_t))
-        _grow(<void**>&self.arena, &self.acap, self.alen + L, sizeof(uint32_t))
+            cap = grown(self.ecap, e + 1)
+            resize(<void**>&self.ent, cap, sizeof(Entry))
+            resize(<void**>&self.hashes, cap, sizeof(uint64_t))
+            resize(<void**>&self.df, cap, sizeof(int64_t))
+            resize(<void**>&self.last, cap, sizeof(int64_t))
+            self.ecap = cap
+        grow(<void**>&self.arena, &self.acap, self.alen + L, sizeof(uint32_t))
         memcpy(self.arena + self.alen, s, L * sizeof(uint32_t))
         cdef Entry* en = &self.ent[e]
         en.off = self.alen
@@ -321,36 +311,22 @@ cdef class Table:
     # -- Python-level helpers (per vocabulary entry, not per token of a text) --
     def add_str(self, str token):
         """Insert ``token`` (if new); return its entry number."""
-        cdef Py_ssize_t L = len(token), i
-        cdef uint32_t* buf = <uint32_t*>PyMem_Malloc(max(L, 1) * sizeof(uint32_t))
-        if buf == NULL:
-            raise MemoryError()
-        cdef PyObject* p = <PyObject*>token
-        cdef unsigned int k = PyUnicode_KIND(p)
-        cdef void* d = PyUnicode_DATA(p)
+        cdef Py_ssize_t L = len(token)
+        cdef uint32_t* buf = _code_points(token)
         try:
-            for i in range(L):
-                buf[i] = PyUnicode_READ(k, d, i)
             return self.add(_hash_cps(buf, L), buf, L)
         finally:
-            PyMem_Free(buf)
+            free(buf)
 
     def get(self, str token):
         """Entry number of ``token``, or -1."""
-        cdef Py_ssize_t L = len(token), i, r
-        cdef uint32_t* buf = <uint32_t*>PyMem_Malloc(max(L, 1) * sizeof(uint32_t))
-        if buf == NULL:
-            raise MemoryError()
-        cdef PyObject* p = <PyObject*>token
-        cdef unsigned int k = PyUnicode_KIND(p)
-        cdef void* d = PyUnicode_DATA(p)
+        cdef Py_ssize_t L = len(token), r
+        cdef uint32_t* buf = _code_points(token)
         try:
-            for i in range(L):
-                buf[i] = PyUnicode_READ(k, d, i)
             r = self.find(_hash_cps(buf, L), buf, L)
             return r if r >= 0 else -1
         finally:
-            PyMem_Free(buf)
+            free(buf)
 
     def token(self, Py_ssize_t e):
         if not 0 <= e < self.n:
@@ -383,22 +359,17 @@ cdef class Table:
         self.ent[e].value = v
 
 
-ctypedef fused uchar_t:
-    uint8_t
-    uint16_t
-    uint32_t
-
-
 # What the scanner does with an ASCII character (per Scanner options).
-DEF KEEP = 0
-DEF DROP = 1
-DEF BREAK = 2
+cdef enum:
+    KEEP = 0
+    DROP = 1
+    BREAK = 2
 
 
 @cython.final
 cdef class Scanner:
     """Standardize + split + n-grams of one document into ``cps``; the items
-    (tokens or n-grams, in Keras' order) are spans ``ioff/ilen`` with hashes."""
+    (tokens or n-grams, in Keras' order) are spans of ``cps`` with hashes."""
     cdef bint lower, strip
     cdef int split          # 0: none, 1: ASCII whitespace, 2: code points
     cdef uint8_t act[128]   # KEEP / DROP (stripped punctuation) / BREAK (whitespace)
@@ -407,14 +378,8 @@ cdef class Scanner:
     cdef Py_ssize_t nwidths
     cdef uint32_t* cps
     cdef Py_ssize_t ncps, ccap
-    cdef Py_ssize_t* toff
-    cdef Py_ssize_t* tlen
-    cdef uint64_t* thash
-    cdef Py_ssize_t ntok, tcap
-    cdef Py_ssize_t* ioff
-    cdef Py_ssize_t* ilen
-    cdef uint64_t* ihash
-    cdef Py_ssize_t nitem, icap
+    cdef Spans toks         # the tokens, in cps
+    cdef Spans items        # the n-grams, in cps (when ngrams are asked for)
     cdef uint8_t* u8
     cdef Py_ssize_t u8cap
 
@@ -432,49 +397,33 @@ cdef class Scanner:
                 self.act[c] = BREAK
         ws = list(ngrams) if ngrams is not None else []
         self.nwidths = len(ws)
-        self.widths = <Py_ssize_t*>PyMem_Malloc(max(1, self.nwidths) * sizeof(Py_ssize_t))
+        self.widths = <Py_ssize_t*>malloc(max(1, self.nwidths) * sizeof(Py_ssize_t))
         if self.widths == NULL:
             raise MemoryError()
         for i, w in enumerate(ws):
             self.widths[i] = w
 
     def __dealloc__(self):
-        PyMem_Free(self.widths)
-        PyMem_Free(self.cps)
-        PyMem_Free(self.toff)
-        PyMem_Free(self.tlen)
-        PyMem_Free(self.thash)
-        PyMem_Free(self.ioff)
-        PyMem_Free(self.ilen)
-        PyMem_Free(self.ihash)
-        PyMem_Free(self.u8)
-
-    cdef int _reserve_tokens(self, Py_ssize_t need) except -1 nogil:
-        if need <= self.tcap:
-            return 0
-        _grow(<void**>&self.toff, &self.tcap, need, sizeof(Py_ssize_t))
-        _grow_same(<void**>&self.tlen, self.tcap, sizeof(Py_ssize_t))
-        _grow_same(<void**>&self.thash, self.tcap, sizeof(uint64_t))
-        return 0
+        free(self.widths)
+        free(self.cps)
+        spans_free(&self.toks)
+        spans_free(&self.items)
+        free(self.u8)
 
     cdef inline int _tok(self, Py_ssize_t off, Py_ssize_t L) except -1 nogil:
-        if self.ntok >= self.tcap:
-            self._reserve_tokens(self.ntok + 1)
-        self.toff[self.ntok] = off
-        self.tlen[self.ntok] = L
-        self.thash[self.ntok] = _hash_cps(self.cps + off, L)
-        self.ntok += 1
+        spans_reserve(&self.toks, self.toks.n + 1)
+        self.toks.start[self.toks.n] = off
+        self.toks.length[self.toks.n] = L
+        self.toks.hash[self.toks.n] = _hash_cps(self.cps + off, L)
+        self.toks.n += 1
         return 0
 
     cdef inline int _item(self, Py_ssize_t off, Py_ssize_t L, uint64_t h) except -1 nogil:
-        if self.nitem >= self.icap:
-            _grow(<void**>&self.ioff, &self.icap, self.nitem + 1, sizeof(Py_ssize_t))
-            _grow_same(<void**>&self.ilen, self.icap, sizeof(Py_ssize_t))
-            _grow_same(<void**>&self.ihash, self.icap, sizeof(uint64_t))
-        self.ioff[self.nitem] = off
-        self.ilen[self.nitem] = L
-        self.ihash[self.nitem] = h
-        self.nitem += 1
+        spans_reserve(&self.items, self.items.n + 1)
+        self.items.start[self.items.n] = off
+        self.items.length[self.items.n] = L
+        self.items.hash[self.items.n] = h
+        self.items.n += 1
         return 0
 
     cdef int scan_text(self, PyObject* doc) except -1 nogil:
@@ -482,8 +431,8 @@ cdef class Scanner:
         cdef Py_ssize_t n = PyUnicode_GET_LENGTH(doc)
         cdef unsigned int kind = PyUnicode_KIND(doc)
         cdef const void* data = PyUnicode_DATA(doc)
-        _grow(<void**>&self.cps, &self.ccap, n + 1, sizeof(uint32_t))
-        self._reserve_tokens(n + 1)
+        grow(<void**>&self.cps, &self.ccap, n + 1, sizeof(uint32_t))
+        spans_reserve(&self.toks, n + 1)
         if kind == 1:
             _scan_units[uint8_t](self, <const uint8_t*>data, n)
         elif kind == 2:
@@ -499,12 +448,12 @@ cdef class Scanner:
         cdef unsigned int kind
         cdef const void* data
         self.ncps = 0
-        self.ntok = 0
+        self.toks.n = 0
         for t in toks:
             if not PyUnicode_Check(<PyObject*>t):
                 raise TypeError(f"split must return strings; got an item of type {type(t).__name__}")
             total += PyUnicode_GET_LENGTH(<PyObject*>t)
-        _grow(<void**>&self.cps, &self.ccap, total + 1, sizeof(uint32_t))
+        grow(<void**>&self.cps, &self.ccap, total + 1, sizeof(uint32_t))
         for t in toks:
             p = <PyObject*>t
             L = PyUnicode_GET_LENGTH(p)
@@ -520,29 +469,30 @@ cdef class Scanner:
         """Tokens, or their n-grams (widths in the given order, tokens joined by
         one space, none when a document is shorter than the width)."""
         cdef Py_ssize_t k, w, i, j, L, off, base
-        self.nitem = 0
+        self.items.n = 0
         if self.nwidths == 0:
             return 0   # the items are the tokens (see item_* below)
         for k in range(self.nwidths):
             w = self.widths[k]
             if w <= 0:
                 continue
-            for i in range(self.ntok - w + 1):
+            for i in range(self.toks.n - w + 1):
                 if w == 1:
-                    self._item(self.toff[i], self.tlen[i], self.thash[i])
+                    self._item(self.toks.start[i], self.toks.length[i], self.toks.hash[i])
                     continue
                 L = w - 1
                 for j in range(i, i + w):
-                    L += self.tlen[j]
+                    L += self.toks.length[j]
                 base = self.ncps
-                _grow(<void**>&self.cps, &self.ccap, base + L, sizeof(uint32_t))
+                grow(<void**>&self.cps, &self.ccap, base + L, sizeof(uint32_t))
                 off = base
                 for j in range(i, i + w):
                     if j > i:
                         self.cps[off] = 32
                         off += 1
-                    memcpy(self.cps + off, self.cps + self.toff[j], self.tlen[j] * sizeof(uint32_t))
-                    off += self.tlen[j]
+                    memcpy(self.cps + off, self.cps + self.toks.start[j],
+                           self.toks.length[j] * sizeof(uint32_t))
+                    off += self.toks.length[j]
                 self.ncps = off
                 self._item(base, L, _hash_cps(self.cps + base, L))
         return 0
@@ -552,7 +502,7 @@ cdef class Scanner:
         cdef Py_ssize_t L = self.item_len()[item], i, m = 0
         cdef const uint32_t* s = self.cps + self.item_off()[item]
         cdef uint32_t c
-        _grow(<void**>&self.u8, &self.u8cap, 4 * L + 1, 1)
+        grow(<void**>&self.u8, &self.u8cap, 4 * L + 1, 1)
         for i in range(L):
             c = s[i]
             if c < 0x80:
@@ -576,16 +526,16 @@ cdef class Scanner:
         return fe_fingerprint64(self.u8, m)
 
     cdef inline Py_ssize_t n_items(self) noexcept nogil:
-        return self.nitem if self.nwidths else self.ntok
+        return self.items.n if self.nwidths else self.toks.n
 
     cdef inline Py_ssize_t* item_off(self) noexcept nogil:
-        return self.ioff if self.nwidths else self.toff
+        return self.items.start if self.nwidths else self.toks.start
 
     cdef inline Py_ssize_t* item_len(self) noexcept nogil:
-        return self.ilen if self.nwidths else self.tlen
+        return self.items.length if self.nwidths else self.toks.length
 
     cdef inline uint64_t* item_hash(self) noexcept nogil:
-        return self.ihash if self.nwidths else self.thash
+        return self.items.hash if self.nwidths else self.toks.hash
 
     cdef int scan(self, object doc, bint pretok) except -1:
         if pretok:
@@ -614,14 +564,14 @@ cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept nog
     # Buffers hold n + 1 code points and tokens (reserved by the caller), so the
     # loop does no checks; counters live in locals, written back at the end.
     cdef uint32_t* out = self.cps
-    cdef Py_ssize_t* toff = self.toff
-    cdef Py_ssize_t* tlen = self.tlen
-    cdef uint64_t* th = self.thash
+    cdef Py_ssize_t* toff = self.toks.start
+    cdef Py_ssize_t* tlen = self.toks.length
+    cdef uint64_t* th = self.toks.hash
     cdef const uint8_t* act = self.act
     cdef const uint32_t* low = self.low
     cdef int split = self.split
     cdef Py_ssize_t i, m = 0, start = 0, nt = 0
-    cdef uint64_t h = _FNV_OFFSET
+    cdef uint64_t h = FNV_OFFSET
     cdef uint32_t c
     cdef uint8_t a
     for i in range(n):
@@ -633,10 +583,10 @@ cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept nog
                     if m > start:
                         toff[nt] = start
                         tlen[nt] = m - start
-                        th[nt] = _mix(h)
+                        th[nt] = mix64(h)
                         nt += 1
                     start = m
-                    h = _FNV_OFFSET
+                    h = FNV_OFFSET
                 continue
             c = low[c]
         out[m] = c
@@ -644,7 +594,7 @@ cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept nog
         if split == 2:
             toff[nt] = m - 1
             tlen[nt] = 1
-            th[nt] = _mix(_step(_FNV_OFFSET, c))
+            th[nt] = mix64(_step(FNV_OFFSET, c))
             nt += 1
         else:
             h = _step(h, c)
@@ -652,25 +602,15 @@ cdef void _scan_units(Scanner self, const uchar_t* d, Py_ssize_t n) noexcept nog
         if m > start:
             toff[nt] = start
             tlen[nt] = m - start
-            th[nt] = _mix(h)
+            th[nt] = mix64(h)
             nt += 1
     elif split == 0:
         toff[nt] = 0     # the whole (possibly empty) string is one token
         tlen[nt] = m
-        th[nt] = _mix(h)
+        th[nt] = mix64(h)
         nt += 1
     self.ncps = m
-    self.ntok = nt
-
-
-
-cdef int _grow_same(void** p, Py_ssize_t cap, size_t item) except -1 nogil:
-    cdef void* a = PyMem_Realloc(p[0], cap * item)
-    if a == NULL:
-        with gil:
-            raise MemoryError()
-    p[0] = a
-    return 0
+    self.toks.n = nt
 
 
 def fingerprint64(bytes b):
@@ -678,27 +618,31 @@ def fingerprint64(bytes b):
     return fe_fingerprint64(<const uint8_t*><char*>b, len(b))
 
 
+cdef inline int _count_items(Scanner sc, Table table, int64_t docno,
+                             bint want_df) except -1 nogil:
+    """Adds the items of the document ``sc`` scanned last (number ``docno``) to
+    ``table``: the count, and the document count when ``want_df``."""
+    cdef Py_ssize_t i, e
+    cdef Py_ssize_t* io = sc.item_off()
+    cdef Py_ssize_t* il = sc.item_len()
+    cdef uint64_t* ih = sc.item_hash()
+    for i in range(sc.n_items()):
+        e = table.add(ih[i], sc.cps + io[i], il[i])
+        table.ent[e].cnt += 1
+        if want_df and table.last[e] != docno:
+            table.last[e] = docno
+            table.df[e] += 1
+    return 0
+
+
 cdef int _count_range(Scanner sc, Table table, PyObject** refs, Py_ssize_t a,
                       Py_ssize_t b, int64_t docno0, bint want_df) except -1 nogil:
     """count_docs over plain str documents refs[a:b], without the GIL."""
-    cdef Py_ssize_t d, i, e
-    cdef int64_t docno
-    cdef Py_ssize_t* io
-    cdef Py_ssize_t* il
-    cdef uint64_t* ih
+    cdef Py_ssize_t d
     for d in range(a, b):
         sc.scan_text(refs[d])
         sc.make_items()
-        docno = docno0 + d
-        io = sc.item_off()
-        il = sc.item_len()
-        ih = sc.item_hash()
-        for i in range(sc.n_items()):
-            e = table.add(ih[i], sc.cps + io[i], il[i])
-            table.ent[e].cnt += 1
-            if want_df and table.last[e] != docno:
-                table.last[e] = docno
-                table.df[e] += 1
+        _count_items(sc, table, docno0 + d, want_df)
     return 0
 
 
@@ -745,12 +689,12 @@ def count_docs_parallel(list tables, list scanners, list docs, bint want_df):
     cdef Table first = tables[0]
     cdef tuple keep = tuple(docs)   # holds the documents while the GIL is released
     cdef Py_ssize_t nd = len(keep), d, k, total = 0, acc, start
-    cdef PyObject** refs = <PyObject**>PyMem_Malloc(max(nd, 1) * sizeof(PyObject*))
+    cdef PyObject** refs = <PyObject**>malloc(max(nd, 1) * sizeof(PyObject*))
     if refs == NULL:
         raise MemoryError()
     cdef _CountJob job
     if nd == 0:
-        PyMem_Free(refs)
+        free(refs)
         return 0
     try:
         for d in range(nd):
@@ -809,32 +753,18 @@ def count_docs_parallel(list tables, list scanners, list docs, bint want_df):
         first.ndocs += nd
         return nd
     finally:
-        PyMem_Free(refs)
+        free(refs)
 
 
 def count_docs(Scanner sc, Table table, list docs, bint pretok, bint want_df):
     """Adds every item of every document to ``table`` (count, and document count
     when ``want_df``); ``table.ndocs`` grows by ``len(docs)``."""
-    cdef Py_ssize_t d, i, e, nd = len(docs)
-    cdef int64_t docno
-    cdef Entry* en
-    cdef Py_ssize_t* io
-    cdef Py_ssize_t* il
-    cdef uint64_t* ih
+    cdef Py_ssize_t d, nd = len(docs)
     for d in range(nd):
         if d % _POLL == _POLL - 1:
             PyErr_CheckSignals()
         sc.scan(docs[d], pretok)
-        docno = table.ndocs + d
-        io = sc.item_off()
-        il = sc.item_len()
-        ih = sc.item_hash()
-        for i in range(sc.n_items()):
-            e = table.add(ih[i], sc.cps + io[i], il[i])
-            table.ent[e].cnt += 1
-            if want_df and table.last[e] != docno:
-                table.last[e] = docno
-                table.df[e] += 1
+        _count_items(sc, table, table.ndocs + d, want_df)
     table.ndocs += nd
     return nd
 
@@ -871,7 +801,7 @@ def lookup_docs(Scanner sc, Table vocab, list docs, bint pretok, int64_t oov_sta
                 PyErr_CheckSignals()
             sc.scan(docs[d], pretok)
             ni = sc.n_items()
-            _grow(<void**>&ids, &cap, total + ni, sizeof(int64_t))
+            grow(<void**>&ids, &cap, total + ni, sizeof(int64_t))
             io = sc.item_off()
             il = sc.item_len()
             ih = sc.item_hash()
@@ -893,7 +823,7 @@ def lookup_docs(Scanner sc, Table vocab, list docs, bint pretok, int64_t oov_sta
             memcpy(<void*><size_t>out.ctypes.data, ids, total * sizeof(int64_t))
         return out, offsets
     finally:
-        PyMem_Free(ids)
+        free(ids)
 
 
 def fill_padded(const int64_t[::1] ids, const int64_t[::1] offsets, int64_t[:, ::1] out):
@@ -938,7 +868,7 @@ def fill_tfidf(const int64_t[::1] ids, const int64_t[::1] offsets, const float[:
         raise ValueError("idf weights shorter than the output width")
     # Counts of the current row only; each is reset after it is written out, so the
     # scratch costs O(tokens) per row, not O(width).
-    cdef int64_t* cnt = <int64_t*>PyMem_Malloc(max(w, 1) * sizeof(int64_t))
+    cdef int64_t* cnt = <int64_t*>malloc(max(w, 1) * sizeof(int64_t))
     if cnt == NULL:
         raise MemoryError()
     memset(cnt, 0, max(w, 1) * sizeof(int64_t))
@@ -953,4 +883,4 @@ def fill_tfidf(const int64_t[::1] ids, const int64_t[::1] offsets, const float[:
                 if 0 <= v < w and cnt[v]:
                     out[d, v] = (<float>cnt[v]) * idf[v]
                     cnt[v] = 0
-    PyMem_Free(cnt)
+    free(cnt)
