@@ -28,6 +28,13 @@ if not hasattr(np, "unicode_"):
 
 
 @pytest.fixture
+def rng(request):
+    """A numpy Generator seeded with the test module's RNG_SEED (0 when it sets none), so
+    that each module keeps the inputs it was written with."""
+    return np.random.default_rng(getattr(request.module, "RNG_SEED", 0))
+
+
+@pytest.fixture
 def threads():
     """Set the native pool size for one test and restore it afterwards."""
     import fastembed as fe

@@ -76,9 +76,7 @@ def ref_grad(table, ids, offsets, mode, psw, mask_zero, grad):
     return g
 
 
-@pytest.fixture
-def rng():
-    return np.random.default_rng(1234)
+RNG_SEED = 1234  # of the shared `rng` fixture (conftest.py)
 
 
 # ------------------------------------------------------------------ forward vs references

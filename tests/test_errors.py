@@ -6,8 +6,8 @@ runs every case and asserts the exception type, the message, and that every arra
 argument (and, for memory maps, the file behind it) is byte-identical afterwards: a
 failed call writes nothing.
 
-Cases for ``embedding_bag`` and the layers / optimizers run once those are implemented
-(they skip while the API is a stub).
+Then the ops' other error tests (messages, positions, every reader of ids) and the
+layers' and optimizers' cases, each also checking that nothing was written.
 """
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def memmap_r(tmp_path, arr):
     path = tmp_path / "table.npy"
     np.save(path, arr)
     return np.load(path, mmap_mode="r"), path
+
+
+def snapshot(*arrays):
+    return [np.array(a, copy=True).tobytes() for a in arrays]
 
 
 def unaligned(rows=ROWS, dim=DIM):
@@ -405,18 +409,8 @@ def test_bad_last_id_with_threads(name, make, exc, rx, nthreads, threads, tmp_pa
     _run_case(make, exc, rx, tmp_path)
 
 
-def _bag_implemented():
-    try:
-        ops.embedding_bag(table(), np.array([[0, 1]]))
-    except NotImplementedError:
-        return False
-    return True
-
-
 @pytest.mark.parametrize("name,make,exc,rx", BAG_CASES, ids=[c[0] for c in BAG_CASES])
 def test_error_catalogue_embedding_bag(name, make, exc, rx, tmp_path):
-    if not _bag_implemented():
-        pytest.skip("fastembed.ops.embedding_bag is not implemented yet")
     _run_case(make, exc, rx, tmp_path)
 
 
@@ -446,13 +440,10 @@ def test_injected_bad_id(n, pos, bad, id_dtype, op):
     assert t.tobytes() == t0 and ids.tobytes() == ids0
 
 
-# -- layers and optimizers (run once they exist) ---------------------------------------------
+# -- layers and optimizers -----------------------------------------------------------------
 
-def _embedding_or_skip():
-    try:
-        return fe.Embedding(ROWS, DIM, seed=0)
-    except NotImplementedError:
-        pytest.skip("fastembed.Embedding is not implemented yet")
+def _embedding():
+    return fe.Embedding(ROWS, DIM, seed=0)
 
 
 @pytest.mark.parametrize("ids,exc,rx", [
@@ -466,7 +457,7 @@ def _embedding_or_skip():
     (np.array([[np.nan]]), ValueError, r"whole|nan"),
 ])
 def test_embedding_call_errors(ids, exc, rx):
-    emb = _embedding_or_skip()
+    emb = _embedding()
     w0 = emb.embeddings.tobytes()
     ids0 = np.asarray(ids).tobytes()
     with pytest.raises(exc, match=rx):
@@ -481,9 +472,7 @@ def test_embedding_call_errors(ids, exc, rx):
 def test_optimizer_bad_grads_change_nothing(opt_name, bad):
     from fastembed import optimizers as O
 
-    if not hasattr(O, opt_name):
-        pytest.skip(f"fastembed.optimizers.{opt_name} is not implemented yet")
-    emb = _embedding_or_skip()
+    emb = _embedding()
     opt = getattr(O, opt_name)(learning_rate=0.1)
     good_grad = fe.SparseGradient(np.array([1, 2]), np.ones((2, DIM), np.float32), (ROWS, DIM))
     opt.apply_gradients([(good_grad, emb)])  # creates the state, so it can be compared
@@ -540,7 +529,7 @@ def _state_bytes(opt):
 
 
 def test_embedding_shape_errors_change_nothing():
-    emb = _embedding_or_skip()
+    emb = _embedding()
     emb2 = fe.Embedding(ROWS, DIM, input_length=3, seed=0)
     w0 = emb2.embeddings.tobytes()
     with pytest.raises(ValueError, match=r"3"):
@@ -556,9 +545,7 @@ def test_embedding_shape_errors_change_nothing():
 def test_readonly_memmapped_embedding_refuses_updates(tmp_path, opt_name):
     from fastembed import optimizers as O
 
-    if not hasattr(O, opt_name):
-        pytest.skip(f"fastembed.optimizers.{opt_name} is not implemented yet")
-    emb = _embedding_or_skip()
+    emb = _embedding()
     emb.save(tmp_path / "emb")
     files = {p: p.read_bytes() for p in (tmp_path / "emb").iterdir()}
     ro = fe.Embedding.load(tmp_path / "emb", mmap_mode="r")
@@ -571,8 +558,127 @@ def test_readonly_memmapped_embedding_refuses_updates(tmp_path, opt_name):
         fe.ops.scatter_add(ro.embeddings, np.array([1]), np.ones((1, DIM), np.float32))
     for p, before in files.items():
         assert p.read_bytes() == before
-    if hasattr(opt, "get_step"):
-        try:
-            assert opt.get_step(ro) == 0
-        except (KeyError, ValueError):
-            pass  # no state was created for it: also fine
+    assert opt.get_step(ro) == 0
+
+
+# -- ops: messages, positions and the other arguments, beyond the catalogue's cases ----------
+
+def test_gather_errors_name_id_and_position():
+    table = np.zeros((5, 3), np.float32)
+    with pytest.raises(IndexError, match=r"ids\[1, 2\] = 5 is out of range for a table of 5 rows"):
+        ops.gather(table, [[0, 1, 2], [3, 4, 5]])
+    with pytest.raises(IndexError, match=r"ids\[0\] = -1 is out of range"):
+        ops.gather(table, [-1])
+    with pytest.raises(IndexError, match=r"-9223372036854775808"):
+        ops.gather(table, np.array([0, np.iinfo(np.int64).min]))
+    with pytest.raises(IndexError, match="18446744073709551615"):
+        ops.gather(table, np.array([2**64 - 1], dtype=np.uint64))
+    with pytest.raises(IndexError, match=r"ids\[1\] = 1180591620717411303424 is out of range"):
+        ops.gather(table, [0, 2**70])  # Python ints beyond int64: out of range, not a dtype
+    with pytest.raises(IndexError, match=r"ids = 9 is out of range"):
+        ops.gather(table, 9)
+    with pytest.raises(IndexError, match="table is empty"):
+        ops.gather(np.zeros((0, 3), np.float32), [0])
+    with pytest.raises(IndexError):  # dim 0: ids are still checked
+        ops.gather(np.zeros((4, 0), np.float32), [4])
+
+
+@pytest.mark.parametrize("bad_ids,exc", [
+    (np.array([1.0, 2.0]), TypeError),
+    (np.array([True, False]), TypeError),
+    (np.array(["1"]), TypeError),
+    (np.array([1, None], dtype=object), TypeError),
+    ("12", TypeError),
+])
+def test_gather_refuses_bad_id_dtypes(bad_ids, exc):
+    table = np.zeros((5, 3), np.float32)
+    with pytest.raises(exc, match="ids must be integers"):
+        ops.gather(table, bad_ids)
+
+
+def test_gather_table_and_out_errors():
+    ids = np.array([0, 1])
+    with pytest.raises(TypeError, match="float32 or float64.*int64"):
+        ops.gather(np.zeros((3, 2), np.int64), ids)
+    with pytest.raises(TypeError, match="numpy array"):
+        ops.gather([[0.0, 1.0]], ids)
+    with pytest.raises(ValueError, match=r"2-D.*\(6,\)"):
+        ops.gather(np.zeros(6, np.float32), ids)
+    with pytest.raises(ValueError, match="contiguous"):
+        ops.gather(np.zeros((4, 3), np.float32, order="F"), ids)
+    table = np.arange(6, dtype=np.float32).reshape(3, 2)
+    cases = [
+        (np.zeros((2, 2), np.float64), TypeError, "dtype float32"),
+        (np.zeros((2, 3), np.float32), ValueError, r"shape ids.shape \+ \(dim,\) = \(2, 2\)"),
+        (np.zeros((2, 4), np.float32)[:, ::2], ValueError, "C-contiguous"),
+        (np.zeros((2, 2), np.float32).T.copy().T, ValueError, "C-contiguous"),
+    ]
+    for out, exc, msg in cases:
+        before = out.tobytes()
+        with pytest.raises(exc, match=msg):
+            ops.gather(table, ids, out=out)
+        assert out.tobytes() == before
+    ro = np.zeros((2, 2), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ops.gather(table, ids, out=ro)
+    # A bad id leaves a given `out` untouched.
+    out = np.full((3, 2), 5, np.float32)
+    with pytest.raises(IndexError, match=r"ids\[2\] = 3"):
+        ops.gather(table, [0, 1, 3], out=out)
+    assert (out == 5).all()
+
+
+def test_scatter_add_errors_write_nothing():
+    rng = np.random.default_rng(6)
+    target = rng.standard_normal((10, 4)).astype(np.float32)
+    ids = np.arange(10)
+    ids_bad_last = np.concatenate([np.arange(10), [10]])
+    vals = rng.standard_normal((11, 4)).astype(np.float32)
+    before = snapshot(target, ids_bad_last, vals)
+    with pytest.raises(IndexError, match=r"ids\[10\] = 10 is out of range for a table of 10 rows"):
+        ops.scatter_add(target, ids_bad_last, vals)
+    assert snapshot(target, ids_bad_last, vals) == before
+    with pytest.raises(IndexError, match=r"ids\[3\] = -2"):
+        ops.scatter_add(target, [0, 1, 2, -2], vals[:4])
+    with pytest.raises(TypeError, match="values must have the target's dtype float32, got float64"):
+        ops.scatter_add(target, ids, vals[:10].astype(np.float64))
+    with pytest.raises(ValueError, match=r"values must have shape ids.shape \+ \(dim,\) = \(10, 4\)"):
+        ops.scatter_add(target, ids, vals[:1])  # no broadcasting
+    with pytest.raises(ValueError, match=r"\(2, 5, 4\)"):
+        ops.scatter_add(target, ids.reshape(2, 5), vals[:10])  # no reshaping
+    with pytest.raises(TypeError, match="float32 or float64"):
+        ops.scatter_add(target.astype(np.int32), ids, vals[:10])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        ops.scatter_add(np.asfortranarray(target), ids, vals[:10])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        ops.scatter_add(np.zeros((20, 4), np.float32)[::2], ids, vals[:10])
+    ro = target.copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ops.scatter_add(ro, ids, vals[:10])
+    with pytest.raises(TypeError, match="ids must be integers"):
+        ops.scatter_add(target, ids.astype(np.float32), vals[:10])
+    with pytest.raises(ValueError, match="overlap"):
+        ops.scatter_add(target, [0, 1], target[2:4])
+    assert snapshot(target) == before[:1]
+
+
+def test_coalesce_errors():
+    with pytest.raises(IndexError, match=r"ids\[1\] = -3 is negative"):
+        ops.coalesce([1, -3], np.zeros((2, 2), np.float32))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        ops.coalesce([1, 2], np.zeros((2, 2), np.int64))
+    with pytest.raises(ValueError, match="shape"):
+        ops.coalesce([1, 2], np.zeros((3, 2), np.float32))
+    with pytest.raises(TypeError, match="ids must be integers"):
+        ops.coalesce(np.array([1.0]), np.zeros((1, 2), np.float32))
+
+
+def test_empty_table_ids_are_index_errors_in_every_reader():
+    # Shared layout check: a (0, D) table has no rows to be strided, only no valid ids.
+    empty = np.zeros((0, 3), np.float32)
+    with pytest.raises(IndexError, match="table is empty"):
+        ops.embedding_bag(empty, np.zeros((1, 2), np.int64))
+    with pytest.raises(IndexError, match="table is empty"):
+        ops.gather(empty, [0])

@@ -1,4 +1,5 @@
-"""fastembed.ops.gather / scatter_add / coalesce against numpy, torch and the error contract."""
+"""fastembed.ops.gather / scatter_add / coalesce against numpy and torch (their errors:
+test_errors.py)."""
 from __future__ import annotations
 
 import os
@@ -287,120 +288,6 @@ def test_bit_identical_across_thread_counts(dtype, id_dtype, dim, threads):
     assert results[1][0] == want.tobytes()
 
 
-# --------------------------------------------------------------------------- errors
-
-def test_gather_errors_name_id_and_position():
-    table = np.zeros((5, 3), np.float32)
-    with pytest.raises(IndexError, match=r"ids\[1, 2\] = 5 is out of range for a table of 5 rows"):
-        ops.gather(table, [[0, 1, 2], [3, 4, 5]])
-    with pytest.raises(IndexError, match=r"ids\[0\] = -1 is out of range"):
-        ops.gather(table, [-1])
-    with pytest.raises(IndexError, match=r"-9223372036854775808"):
-        ops.gather(table, np.array([0, np.iinfo(np.int64).min]))
-    with pytest.raises(IndexError, match="18446744073709551615"):
-        ops.gather(table, np.array([2**64 - 1], dtype=np.uint64))
-    with pytest.raises(IndexError, match=r"ids\[1\] = 1180591620717411303424 is out of range"):
-        ops.gather(table, [0, 2**70])  # Python ints beyond int64: out of range, not a dtype
-    with pytest.raises(IndexError, match=r"ids = 9 is out of range"):
-        ops.gather(table, 9)
-    with pytest.raises(IndexError, match="table is empty"):
-        ops.gather(np.zeros((0, 3), np.float32), [0])
-    with pytest.raises(IndexError):  # dim 0: ids are still checked
-        ops.gather(np.zeros((4, 0), np.float32), [4])
-
-
-@pytest.mark.parametrize("bad_ids,exc", [
-    (np.array([1.0, 2.0]), TypeError),
-    (np.array([True, False]), TypeError),
-    (np.array(["1"]), TypeError),
-    (np.array([1, None], dtype=object), TypeError),
-    ("12", TypeError),
-])
-def test_gather_refuses_bad_id_dtypes(bad_ids, exc):
-    table = np.zeros((5, 3), np.float32)
-    with pytest.raises(exc, match="ids must be integers"):
-        ops.gather(table, bad_ids)
-
-
-def test_gather_table_and_out_errors():
-    ids = np.array([0, 1])
-    with pytest.raises(TypeError, match="float32 or float64.*int64"):
-        ops.gather(np.zeros((3, 2), np.int64), ids)
-    with pytest.raises(TypeError, match="numpy array"):
-        ops.gather([[0.0, 1.0]], ids)
-    with pytest.raises(ValueError, match=r"2-D.*\(6,\)"):
-        ops.gather(np.zeros(6, np.float32), ids)
-    with pytest.raises(ValueError, match="contiguous"):
-        ops.gather(np.zeros((4, 3), np.float32, order="F"), ids)
-    table = np.arange(6, dtype=np.float32).reshape(3, 2)
-    cases = [
-        (np.zeros((2, 2), np.float64), TypeError, "dtype float32"),
-        (np.zeros((2, 3), np.float32), ValueError, r"shape ids.shape \+ \(dim,\) = \(2, 2\)"),
-        (np.zeros((2, 4), np.float32)[:, ::2], ValueError, "C-contiguous"),
-        (np.zeros((2, 2), np.float32).T.copy().T, ValueError, "C-contiguous"),
-    ]
-    for out, exc, msg in cases:
-        before = out.tobytes()
-        with pytest.raises(exc, match=msg):
-            ops.gather(table, ids, out=out)
-        assert out.tobytes() == before
-    ro = np.zeros((2, 2), np.float32)
-    ro.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
-        ops.gather(table, ids, out=ro)
-    # A bad id leaves a given `out` untouched.
-    out = np.full((3, 2), 5, np.float32)
-    with pytest.raises(IndexError, match=r"ids\[2\] = 3"):
-        ops.gather(table, [0, 1, 3], out=out)
-    assert (out == 5).all()
-
-
-def test_scatter_add_errors_write_nothing():
-    rng = np.random.default_rng(6)
-    target = rng.standard_normal((10, 4)).astype(np.float32)
-    ids = np.arange(10)
-    ids_bad_last = np.concatenate([np.arange(10), [10]])
-    vals = rng.standard_normal((11, 4)).astype(np.float32)
-    before = snapshot(target, ids_bad_last, vals)
-    with pytest.raises(IndexError, match=r"ids\[10\] = 10 is out of range for a table of 10 rows"):
-        ops.scatter_add(target, ids_bad_last, vals)
-    assert snapshot(target, ids_bad_last, vals) == before
-    with pytest.raises(IndexError, match=r"ids\[3\] = -2"):
-        ops.scatter_add(target, [0, 1, 2, -2], vals[:4])
-    with pytest.raises(TypeError, match="values must have the target's dtype float32, got float64"):
-        ops.scatter_add(target, ids, vals[:10].astype(np.float64))
-    with pytest.raises(ValueError, match=r"values must have shape ids.shape \+ \(dim,\) = \(10, 4\)"):
-        ops.scatter_add(target, ids, vals[:1])  # no broadcasting
-    with pytest.raises(ValueError, match=r"\(2, 5, 4\)"):
-        ops.scatter_add(target, ids.reshape(2, 5), vals[:10])  # no reshaping
-    with pytest.raises(TypeError, match="float32 or float64"):
-        ops.scatter_add(target.astype(np.int32), ids, vals[:10])
-    with pytest.raises(ValueError, match="C-contiguous"):
-        ops.scatter_add(np.asfortranarray(target), ids, vals[:10])
-    with pytest.raises(ValueError, match="C-contiguous"):
-        ops.scatter_add(np.zeros((20, 4), np.float32)[::2], ids, vals[:10])
-    ro = target.copy()
-    ro.flags.writeable = False
-    with pytest.raises(ValueError, match="read-only"):
-        ops.scatter_add(ro, ids, vals[:10])
-    with pytest.raises(TypeError, match="ids must be integers"):
-        ops.scatter_add(target, ids.astype(np.float32), vals[:10])
-    with pytest.raises(ValueError, match="overlap"):
-        ops.scatter_add(target, [0, 1], target[2:4])
-    assert snapshot(target) == before[:1]
-
-
-def test_coalesce_errors():
-    with pytest.raises(IndexError, match=r"ids\[1\] = -3 is negative"):
-        ops.coalesce([1, -3], np.zeros((2, 2), np.float32))
-    with pytest.raises(TypeError, match="float32 or float64"):
-        ops.coalesce([1, 2], np.zeros((2, 2), np.int64))
-    with pytest.raises(ValueError, match="shape"):
-        ops.coalesce([1, 2], np.zeros((3, 2), np.float32))
-    with pytest.raises(TypeError, match="ids must be integers"):
-        ops.coalesce(np.array([1.0]), np.zeros((1, 2), np.float32))
-
-
 # ------------------------------------------------------------------- large tables
 
 def test_table_over_2_pow_31_elements(tmp_path):
@@ -443,12 +330,3 @@ def test_default_thread_count_is_affinity():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=os.path.dirname(__file__) + "/..").stdout.split()
     assert out[0] == out[1]
-
-
-def test_empty_table_ids_are_index_errors_in_every_reader():
-    # Shared layout check: a (0, D) table has no rows to be strided, only no valid ids.
-    empty = np.zeros((0, 3), np.float32)
-    with pytest.raises(IndexError, match="table is empty"):
-        ops.embedding_bag(empty, np.zeros((1, 2), np.int64))
-    with pytest.raises(IndexError, match="table is empty"):
-        ops.gather(empty, [0])

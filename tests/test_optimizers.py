@@ -99,61 +99,57 @@ class KerasRef:
 
 # ------------------------------------------------------------------------- vs torch
 
-def test_lazy_adam_equals_torch_sparse_adam():
+# Each case: the optimizers on both sides, the run (seed, table, gradients per step) and
+# the checks after every step: the table and the named slots against torch's state, each
+# with its own tolerance.
+TORCH_CASES = {
+    "lazy_adam_vs_sparse_adam": dict(
+        seed=1, V=300, D=16, K=200, steps=6, hot=lambda step: 120 if step % 2 else None,
+        ours=lambda: Adam(learning_rate=0.01),
+        theirs=lambda torch, p: torch.optim.SparseAdam([p], lr=0.01, eps=EPS),
+        table_tol=dict(rtol=1e-5, atol=1e-6),
+        slots=[("m", "exp_avg", dict(rtol=1e-5, atol=1e-7)),
+               ("v", "exp_avg_sq", dict(rtol=1e-5, atol=1e-9))],
+        after=lambda opt, emb: opt.get_step(emb) == 6),
+    "adagrad_vs_sparse_adagrad": dict(
+        seed=2, V=200, D=8, K=150, steps=5, hot=lambda step: 60,
+        ours=lambda: Adagrad(learning_rate=0.05),
+        theirs=lambda torch, p: torch.optim.Adagrad([p], lr=0.05,
+                                                    initial_accumulator_value=0.1, eps=EPS),
+        table_tol=dict(rtol=1e-5, atol=1e-6),
+        slots=[("accumulator", "sum", dict(rtol=1e-5))],
+        after=None),
+    "sgd_vs_sparse_sgd": dict(
+        seed=3, V=100, D=4, K=80, steps=4, hot=lambda step: 30,
+        ours=lambda: SGD(learning_rate=0.1),
+        theirs=lambda torch, p: torch.optim.SGD([p], lr=0.1),
+        table_tol=dict(rtol=1e-6, atol=1e-6),
+        slots=[],
+        after=lambda opt, emb: opt.variables == [emb] and opt.get_config()["momentum"] == 0.0),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TORCH_CASES))
+def test_sparse_step_equals_torch(case):
+    c = TORCH_CASES[case]
     torch = _torch()
-    rng = np.random.default_rng(1)
-    V, D = 300, 16
+    rng = np.random.default_rng(c["seed"])
+    V, D = c["V"], c["D"]
     emb = make_emb(rng, V, D)
     p = torch.nn.Parameter(torch.from_numpy(emb.embeddings.copy()))
-    topt = torch.optim.SparseAdam([p], lr=0.01, eps=EPS)
-    opt = Adam(learning_rate=0.01)
-    for step in range(6):
-        g = sparse_grad(rng, V, D, 200, hot=120 if step % 2 else None)
+    topt = c["theirs"](torch, p)
+    opt = c["ours"]()
+    for step in range(c["steps"]):
+        g = sparse_grad(rng, V, D, c["K"], hot=c["hot"](step))
         opt.apply_gradients([(g, emb)])
         p.grad = torch_sparse(torch, g)
         topt.step()
-        np.testing.assert_allclose(emb.embeddings, p.detach().numpy(), rtol=1e-5, atol=1e-6)
-        st_ = topt.state[p]
-        np.testing.assert_allclose(opt.get_slot(emb, "m"), st_["exp_avg"].numpy(),
-                                   rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(opt.get_slot(emb, "v"), st_["exp_avg_sq"].numpy(),
-                                   rtol=1e-5, atol=1e-9)
-    assert opt.get_step(emb) == 6
-
-
-def test_adagrad_equals_torch_sparse_adagrad():
-    torch = _torch()
-    rng = np.random.default_rng(2)
-    V, D = 200, 8
-    emb = make_emb(rng, V, D)
-    p = torch.nn.Parameter(torch.from_numpy(emb.embeddings.copy()))
-    topt = torch.optim.Adagrad([p], lr=0.05, initial_accumulator_value=0.1, eps=EPS)
-    opt = Adagrad(learning_rate=0.05)
-    for _ in range(5):
-        g = sparse_grad(rng, V, D, 150, hot=60)
-        opt.apply_gradients([(g, emb)])
-        p.grad = torch_sparse(torch, g)
-        topt.step()
-        np.testing.assert_allclose(emb.embeddings, p.detach().numpy(), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(opt.get_slot(emb, "accumulator"),
-                                   topt.state[p]["sum"].numpy(), rtol=1e-5)
-
-
-def test_sgd_equals_torch_sparse_sgd():
-    torch = _torch()
-    rng = np.random.default_rng(3)
-    V, D = 100, 4
-    emb = make_emb(rng, V, D)
-    p = torch.nn.Parameter(torch.from_numpy(emb.embeddings.copy()))
-    topt = torch.optim.SGD([p], lr=0.1)
-    opt = SGD(learning_rate=0.1)
-    for _ in range(4):
-        g = sparse_grad(rng, V, D, 80, hot=30)
-        opt.apply_gradients([(g, emb)])
-        p.grad = torch_sparse(torch, g)
-        topt.step()
-        np.testing.assert_allclose(emb.embeddings, p.detach().numpy(), rtol=1e-6, atol=1e-6)
-    assert opt.variables == [emb] and opt.get_config()["momentum"] == 0.0
+        np.testing.assert_allclose(emb.embeddings, p.detach().numpy(), **c["table_tol"])
+        for ours, theirs, tol in c["slots"]:
+            np.testing.assert_allclose(opt.get_slot(emb, ours), topt.state[p][theirs].numpy(),
+                                       **tol)
+    if c["after"] is not None:
+        assert c["after"](opt, emb)
 
 
 @pytest.mark.parametrize("nesterov", [False, True])

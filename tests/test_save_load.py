@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 
 import numpy as np
 import pytest
 
 import fastembed as fe
-from fastembed import layers as layers_mod
+from fastembed import _savedir
 
 
 def same_layer(a, b):
@@ -101,14 +100,6 @@ def test_read_write_map_follows_a_save_over_its_own_folder(tmp_path):
     np.testing.assert_array_equal(fe.Embedding.load(tmp_path / "m").embeddings, expect)
 
 
-def test_pickle_memory_mapped_layer(tmp_path):
-    e = fe.Embedding(10, 3, seed=1)
-    e.save(tmp_path / "m")
-    m = fe.Embedding.load(tmp_path / "m", mmap_mode="r")
-    p = pickle.loads(pickle.dumps(m))
-    np.testing.assert_array_equal(p([1, 2]), e([1, 2]))
-
-
 class Crash(RuntimeError):
     pass
 
@@ -124,7 +115,7 @@ def crash_on_rename(monkeypatch, which):
             raise Crash(f"crash at rename {which}")
         return real(src, dst, *a, **k)
 
-    monkeypatch.setattr(layers_mod.os, "rename", fake)
+    monkeypatch.setattr(_savedir.os, "rename", fake)
 
 
 def two_versions(tmp_path):
@@ -178,10 +169,10 @@ def test_crash_between_renames_then_save_again(tmp_path, monkeypatch):
         f.write(b"\x93NUMPY partial")
         raise Crash("crash while writing the table")
 
-    monkeypatch.setattr(layers_mod.np, "save", bad_save)
+    monkeypatch.setattr(_savedir.np, "save", bad_save)
     with pytest.raises(Crash):
         third.save(tmp_path / "m")
-    monkeypatch.setattr(layers_mod.np, "save", real_save)
+    monkeypatch.setattr(_savedir.np, "save", real_save)
     same_layer(fe.Embedding.load(tmp_path / "m"), new)
 
 
@@ -191,7 +182,7 @@ def test_crash_while_writing_keeps_old_copy(tmp_path, monkeypatch):
     def bad_dump(*a, **k):
         raise Crash("crash while writing the config")
 
-    monkeypatch.setattr(layers_mod.json, "dump", bad_dump)
+    monkeypatch.setattr(_savedir.json, "dump", bad_dump)
     with pytest.raises(Crash):
         new.save(tmp_path / "m")
     monkeypatch.undo()
@@ -200,14 +191,14 @@ def test_crash_while_writing_keeps_old_copy(tmp_path, monkeypatch):
 
 def test_crash_in_cleanup_keeps_new_copy(tmp_path, monkeypatch):
     old, new = two_versions(tmp_path)
-    real = layers_mod.shutil.rmtree
+    real = _savedir.shutil.rmtree
 
     def bad_rmtree(p, *a, **k):
         if str(p).endswith(".fe-old"):
             raise Crash("crash while removing the old copy")
         return real(p, *a, **k)
 
-    monkeypatch.setattr(layers_mod.shutil, "rmtree", bad_rmtree)
+    monkeypatch.setattr(_savedir.shutil, "rmtree", bad_rmtree)
     with pytest.raises(Crash):
         new.save(tmp_path / "m")
     monkeypatch.undo()

@@ -355,8 +355,7 @@ def scenario_layers_and_optimizer_threads():
 
     _run_threads([adam_writer(w) for w in range(writers)], 2.0)
     assert np.isfinite(emb2.embeddings).all()
-    if hasattr(adam, "get_step"):
-        assert adam.get_step(emb2) == done[0], (adam.get_step(emb2), done[0])
+    assert adam.get_step(emb2) == done[0], (adam.get_step(emb2), done[0])
 
 
 def _all_ops_check(tag):
@@ -377,26 +376,18 @@ def _all_ops_check(tag):
     u, s = fe.ops.coalesce(ids, table[ids])
     assert np.array_equal(u, np.unique(ids)), tag
     assert np.array_equal(s, ref[u]), tag
-    try:
-        bag = fe.ops.embedding_bag(table, ids.reshape(-1, 20), mode="sum")
-    except NotImplementedError:
-        pass
-    else:
-        assert np.allclose(bag, table[ids.reshape(-1, 20)].sum(1), rtol=1e-5, atol=1e-4), tag
-    try:
-        emb = fe.Embedding(rows, dim, weights=[table])
-    except NotImplementedError:
-        pass
-    else:
-        assert np.array_equal(emb(ids.reshape(-1, 30)), table[ids].reshape(-1, 30, dim)), tag
-        from fastembed import optimizers
+    bag = fe.ops.embedding_bag(table, ids.reshape(-1, 20), mode="sum")
+    assert np.allclose(bag, table[ids.reshape(-1, 20)].sum(1), rtol=1e-5, atol=1e-4), tag
+    emb = fe.Embedding(rows, dim, weights=[table])
+    assert np.array_equal(emb(ids.reshape(-1, 30)), table[ids].reshape(-1, 30, dim)), tag
+    from fastembed import optimizers
 
-        opt = optimizers.SGD(learning_rate=0.5)
-        g = fe.SparseGradient(ids, np.ones((n, dim), np.float32), (rows, dim))
-        before = emb.embeddings.copy()
-        opt.apply_gradients([(g, emb)])
-        counts = np.bincount(ids, minlength=rows).astype(np.float32)
-        assert np.allclose(emb.embeddings, before - 0.5 * counts[:, None], atol=1e-4), tag
+    opt = optimizers.SGD(learning_rate=0.5)
+    g = fe.SparseGradient(ids, np.ones((n, dim), np.float32), (rows, dim))
+    before = emb.embeddings.copy()
+    opt.apply_gradients([(g, emb)])
+    counts = np.bincount(ids, minlength=rows).astype(np.float32)
+    assert np.allclose(emb.embeddings, before - 0.5 * counts[:, None], atol=1e-4), tag
     # The pool really runs workers here: more than one OS thread after a parallel op.
     big = rng.integers(0, rows, 400_000)
     fe.ops.gather(table, big)
@@ -516,13 +507,6 @@ def test_set_num_threads_while_running():
 
 
 def test_layers_and_optimizer_threads():
-    import pytest
-    import fastembed as fe
-
-    try:
-        fe.Embedding(2, 2)
-    except NotImplementedError:
-        pytest.skip("fastembed.Embedding is not implemented yet")
     run_scenario("layers_and_optimizer_threads")
 
 

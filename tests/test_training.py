@@ -5,11 +5,6 @@ from the same initial weights, in the same data order.
 """
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -137,75 +132,3 @@ def test_training_is_deterministic_across_thread_counts(threads):
         threads(n)
         results.append(train_fastembed(train, test))
     assert results[0] == results[1]
-
-
-# ------------------------------------------------------------- examples/text_classifier.py
-
-EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "examples", "text_classifier.py")
-
-
-def run_example(args, extra_path=None):
-    env = dict(os.environ)
-    paths = [os.path.dirname(os.path.dirname(os.path.abspath(fe.__file__)))]
-    if extra_path:
-        paths.insert(0, str(extra_path))
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, EXAMPLE, *args], env=env, capture_output=True,
-                          text=True, timeout=300)
-
-
-def _accuracy(out):
-    m = re.search(r"^test accuracy (\S+)$", out, flags=re.M)
-    assert m, out
-    return float(m.group(1))
-
-
-@pytest.mark.skipif(not os.path.exists(EXAMPLE), reason="examples/ not shipped here")
-def test_example_on_synthetic_data_without_tqdm(tmp_path):
-    # A stub module named tqdm that raises ImportError: the plain log path.
-    (tmp_path / "tqdm.py").write_text("raise ImportError('no tqdm here')\n")
-    proc = run_example(["--epochs", "3"], extra_path=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert len(re.findall(r"^epoch \d/3: loss", proc.stdout, flags=re.M)) == 3
-    assert _accuracy(proc.stdout) > 0.8
-
-
-@pytest.mark.skipif(not os.path.exists(EXAMPLE), reason="examples/ not shipped here")
-def test_example_on_a_file_with_a_progress_bar(tmp_path):
-    # A minimal stand-in for tqdm that records its use.
-    (tmp_path / "tqdm.py").write_text(
-        "import sys\n"
-        "class tqdm:\n"
-        "    def __init__(self, it, **kw):\n"
-        "        self.it = it; print('BAR', kw.get('desc'), file=sys.stderr)\n"
-        "    def __iter__(self):\n"
-        "        return iter(self.it)\n"
-        "    def set_postfix(self, **kw):\n"
-        "        self.post = kw\n"
-        "    def close(self):\n"
-        "        print('CLOSED', self.post, file=sys.stderr)\n")
-    rng = np.random.default_rng(0)
-    lines = []
-    for _ in range(300):
-        label = rng.integers(2)
-        cue = ["great fine lovely", "awful dire grim"][label].split()
-        words = list(rng.choice(["x", "y", "z", "w"], size=6)) + [str(rng.choice(cue))]
-        lines.append(f"{['pos', 'neg'][label]}\t{' '.join(words)}")
-    data = tmp_path / "data.tsv"
-    data.write_text("\n".join(lines) + "\n")
-    proc = run_example([str(data), "--epochs", "4", "--dim", "8", "--lr", "0.05"],
-                       extra_path=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("BAR epoch") == 4 and proc.stderr.count("CLOSED") == 4
-    assert "epoch 1/4: loss" not in proc.stdout
-    assert _accuracy(proc.stdout) > 0.9
-
-
-@pytest.mark.skipif(not os.path.exists(EXAMPLE), reason="examples/ not shipped here")
-def test_example_rejects_a_malformed_line(tmp_path):
-    data = tmp_path / "bad.tsv"
-    data.write_text("pos\tgood movie\nno tab on this line\n")
-    proc = run_example([str(data), "--no-progress"])
-    assert proc.returncode != 0
-    assert "line 2" in proc.stderr and "ValueError" in proc.stderr

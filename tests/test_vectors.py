@@ -1,4 +1,6 @@
-"""fe.load_vectors / WordVectors / build_embedding_matrix / embedding_coverage.
+"""fe.load_vectors and WordVectors: every format read back bit for bit, and the native
+reader's blocks, FIFOs and parsing rules (errors: test_vectors_errors.py; the embedding
+matrix: test_embedding_matrix.py).
 
 Files are generated in tmp_path for every format; values are written with '%.9g' (text)
 or as raw float32 (binary) so that they must read back bit for bit.  The reference for
@@ -8,9 +10,6 @@ text parsing is numpy's own string -> float32 cast (the Keras blog's
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -19,47 +18,7 @@ from hypothesis import strategies as st
 
 import fastembed as fe
 
-UNICODE_WORDS = ["the", "naïve", "日本語", "emoji😀", "a\u00a0b", "Ωmega", "x", "ß"]
-
-
-# ------------------------------------------------------------------ writers
-
-def fmt9(x):
-    return "%.9g" % x
-
-
-def write_text(path, words, vecs, header=False, eol="\n", trailing="", bom=False,
-               final_eol=True, fmt=fmt9):
-    lines = []
-    if header:
-        lines.append(f"{len(words)} {vecs.shape[1]}")
-    for w, v in zip(words, vecs):
-        lines.append(w + " " + " ".join(fmt(float(x)) for x in v) + trailing)
-    body = eol.join(lines) + (eol if final_eol else "")
-    data = body.encode("utf-8")
-    if bom:
-        data = b"\xef\xbb\xbf" + data
-    path.write_bytes(data)
-    return path
-
-
-def write_binary(path, words, vecs, newline=True, count=None, dim=None):
-    vecs = np.asarray(vecs, dtype="<f4")
-    out = [f"{len(words) if count is None else count} "
-           f"{vecs.shape[1] if dim is None else dim}\n".encode()]
-    for w, v in zip(words, vecs):
-        out.append(w.encode("utf-8") + b" " + v.tobytes() + (b"\n" if newline else b""))
-    path.write_bytes(b"".join(out))
-    return path
-
-
-def rand_vecs(n, d, seed=0):
-    rng = np.random.default_rng(seed)
-    v = rng.standard_normal((n, d)).astype(np.float32)
-    v[0, 0] = 1.5e-30  # exponent forms and extremes go through the exact slow path
-    if n > 1 and d > 1:
-        v[1, 1] = -3.0e38
-    return v
+from vector_files import UNICODE_WORDS, fmt9, rand_vecs, write_binary, write_text
 
 
 # ------------------------------------------------------------------ round trips
@@ -244,147 +203,7 @@ def test_threads_give_identical_results(tmp_path, threads):
             fe.load_vectors(p)
 
 
-# ------------------------------------------------------------------ malformed files
-
-def _bin(words_vecs, header="2 3\n"):
-    out = [header.encode()]
-    for w, v in words_vecs:
-        out.append(w + b" " + np.asarray(v, "<f4").tobytes())
-    return b"".join(out)
-
-
-TEXT_ERRORS = [
-    ("ragged_short", b"a 1 2 3\nb 1 2\n", "line 2", "expected 3 values after the word, found 2"),
-    ("ragged_long", b"a 1 2 3\nb 1 2 3 4\n", "line 2", "expected 3 values after the word, found 4"),
-    ("bad_number", b"a 1 2 3\nb 1.0abc 2 3\n", "line 2", "1.0abc"),
-    ("nan", b"a 1 2 3\nb 1 nan 3\n", "line 2", "not finite"),
-    ("inf", b"a 1 2 3\n\nb 1 2 -inf\n", "line 3", "not finite"),
-    ("overflow64", b"a 1 2 3\nb 1 2 1e999\n", "line 2", "not finite"),
-    ("overflow32", b"a 1 2 3\nb 1e39 2 3\n", "line 2", "not finite"),
-    ("no_values", b"lonely\n", "line 1", "no values"),
-    ("utf8", b"a 1 2 3\nb\xff 1 2 3\n", "line 2", "UTF-8"),
-    ("utf8_surrogate", b"a 1 2 3\n\xed\xa0\x80 1 2 3\n", "line 2", "UTF-8"),
-    ("header_too_many", b"5 3\na 1 2 3\nb 1 2 3\n", "line 1", "announces 5 vectors"),
-    ("header_dim_lies", b"2 2\na 1 2 3\nb 1 2 3\n", "line 2", "expected 2 values"),
-    ("header_dim_small", b"2 4\na 1.5 2.5 3.5\nb 1.5 2.5 3.5\n", "line 2", "expected 4 values"),
-    ("header_impossible", b"2 4\na 1 2 3\nb 1 2 3\n", "line 1",
-     "announces 2 vectors of 4 dims, which cannot fit in the 16 bytes"),
-    ("empty", b"", "", "empty"),
-    ("blank_only", b"\n \r\n", "", "empty"),
-]
-
-
-@pytest.mark.parametrize("name,data,where,what", TEXT_ERRORS, ids=[t[0] for t in TEXT_ERRORS])
-def test_text_errors(tmp_path, name, data, where, what):
-    p = tmp_path / f"{name}.txt"
-    p.write_bytes(data)
-    with pytest.raises(ValueError) as ei:
-        fe.load_vectors(p)
-    msg = str(ei.value)
-    assert str(p) in msg and where in msg and what in msg, msg
-
-
-def test_header_count_too_large_for_present_lines(tmp_path):
-    # The size check cannot tell (long lines); the end of the file does.
-    p = tmp_path / "v.vec"
-    p.write_text("3 2\n" + "a" * 50 + " 1 2\nb 3 4\n")
-    with pytest.raises(ValueError, match=r"v\.vec, line 1: the header announces 3 vectors, "
-                                         r"but the file holds only 2"):
-        fe.load_vectors(p)
-
-
-@pytest.mark.parametrize("fmt", ["word2vec", "fasttext", "word2vec_binary"])
-def test_missing_header(tmp_path, fmt):
-    p = tmp_path / "v.txt"
-    p.write_text("a 1 2 3\n")
-    with pytest.raises(ValueError, match=r"v\.txt, line 1: expected a header line"):
-        fe.load_vectors(p, format=fmt)
-
-
-BIN_ERRORS = [
-    ("truncated_vector", _bin([(b"ab", [1, 2, 3]), (b"cd", [4, 5, 6])])[:-5], "byte offset 19",
-     "truncated"),
-    ("no_space", _bin([(b"ab", [1, 2, 3])]) + b"\nwordwithoutspace", "byte offset 20",
-     "truncated"),
-    ("utf8", _bin([(b"ab", [1, 2, 3]), (b"c\xc3", [4, 5, 6])]), "byte offset 20", "UTF-8"),
-    ("nan", _bin([(b"ab", [1, 2, 3]), (b"cd", [4, np.nan, 6])]), "byte offset 26", "not finite"),
-    ("too_few", _bin([(b"ab", [1, 2, 3]), (b"cd", [4, 5, 6])], header="3 3\n") + b"x",
-     "line 1", "announces 3 vectors"),
-    ("header_huge", _bin([(b"ab", [1, 2, 3])], header="1000000000000 300\n"), "line 1",
-     "announces 1000000000000 vectors of 300 dims"),
-]
-
-
-@pytest.mark.parametrize("name,data,where,what", BIN_ERRORS, ids=[t[0] for t in BIN_ERRORS])
-def test_binary_errors(tmp_path, name, data, where, what):
-    p = tmp_path / f"{name}.bin"
-    p.write_bytes(data)
-    with pytest.raises(ValueError) as ei:
-        fe.load_vectors(p, format="word2vec_binary")
-    msg = str(ei.value)
-    assert str(p) in msg and where in msg and what in msg, msg
-
-
-def test_binary_truncated_everywhere(tmp_path):
-    """Every prefix of a valid binary file: either an error or the leading vectors."""
-    words = ["ab", "c\u00e9", "d"]
-    vecs = rand_vecs(3, 4)
-    full = write_binary(tmp_path / "full.bin", words, vecs, newline=False).read_bytes()
-    p = tmp_path / "cut.bin"
-    for k in range(len(full)):
-        p.write_bytes(full[:k])
-        with pytest.raises(ValueError, match="cut.bin"):
-            fe.load_vectors(p, format="word2vec_binary")
-    p.write_bytes(full)
-    assert fe.load_vectors(p).words == words
-
-
-HUGE_HEADER_SCRIPT = textwrap.dedent("""
-    import resource, sys
-    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
-    import fastembed as fe
-    try:
-        fe.load_vectors(sys.argv[1], format=sys.argv[2])
-    except ValueError as e:
-        print("ValueError:", e)
-    except MemoryError:
-        print("MemoryError")
-""")
-
-
-@pytest.mark.parametrize("fmt,data", [
-    ("auto", b"1000000000000 300\nthe " + b"0.5 " * 300 + b"\n"),
-    ("word2vec", b"1000000000000 300\nthe " + b"0.5 " * 300 + b"\n"),
-    ("word2vec_binary", b"1000000000000 300\nthe " + b"\0" * 1200),
-    ("word2vec", b"2 1000000000000\nthe 1 2\n"),
-    ("word2vec_binary", b"2 999999999999999999\nthe \0\0\0\0"),
-])
-def test_lying_header_does_not_allocate(tmp_path, fmt, data):
-    p = tmp_path / "liar.vec"
-    p.write_bytes(data)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, "-c", HUGE_HEADER_SCRIPT, str(p), fmt],
-                       capture_output=True, text=True, timeout=60, env=env)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("ValueError:"), r.stdout + r.stderr
-    assert "liar.vec, line 1" in r.stdout and "announces" in r.stdout
-
-
-def test_bad_arguments(tmp_path):
-    p = write_text(tmp_path / "v.txt", ["a"], np.ones((1, 2), np.float32))
-    with pytest.raises(ValueError, match="format"):
-        fe.load_vectors(p, format="csv")
-    with pytest.raises(TypeError, match="dtype"):
-        fe.load_vectors(p, dtype="int32")
-    with pytest.raises(ValueError, match="limit"):
-        fe.load_vectors(p, limit=-1)
-    with pytest.raises(TypeError, match="limit"):
-        fe.load_vectors(p, limit=1.5)
-    with pytest.raises(FileNotFoundError):
-        fe.load_vectors(tmp_path / "missing.txt")
-    with pytest.raises(IsADirectoryError):
-        fe.load_vectors(tmp_path)
-
+# ------------------------------------------------------------------ WordVectors
 
 def test_word_vectors_api(tmp_path):
     vecs = rand_vecs(3, 2)
@@ -423,120 +242,6 @@ def test_round_trip_property(tmp_path_factory, words, d, fmt, data):
     assert wv.words == words
     assert wv.vectors.tobytes() == vecs.tobytes()
     assert fe.load_vectors(p).words == words  # auto detection agrees
-
-
-# ------------------------------------------------------------------ embedding matrix
-
-def keras_matrix(word_index, embeddings_index, dim, num_words=None, dtype=np.float32):
-    """The loop of Keras' pretrained-embeddings example (with its num_words cut-off)."""
-    n = len(word_index) + 1 if num_words is None else min(num_words, len(word_index) + 1)
-    embedding_matrix = np.zeros((n, dim), dtype=dtype)
-    for word, i in word_index.items():
-        if num_words is not None and i >= num_words:
-            continue
-        embedding_vector = embeddings_index.get(word)
-        if embedding_vector is not None:
-            embedding_matrix[i] = embedding_vector
-    return embedding_matrix
-
-
-@pytest.fixture
-def pretrained(tmp_path):
-    rng = np.random.default_rng(5)
-    words = [f"w{i}" for i in range(0, 200, 2)] + ["the", "naïve"]
-    vecs = rng.normal(0, 1, (len(words), 8)).astype(np.float32)
-    return fe.load_vectors(write_text(tmp_path / "v.txt", words, vecs)), words, vecs
-
-
-@pytest.mark.parametrize("num_words", [None, 1, 10, 51, 1000])
-def test_build_embedding_matrix_matches_keras_loop(pretrained, num_words):
-    wv, words, vecs = pretrained
-    word_index = {f"w{i}": i + 1 for i in range(100)}
-    word_index["naïve"] = 101
-    word_index["unknown"] = 102
-    emb = dict(zip(words, vecs))
-    got = fe.build_embedding_matrix(word_index, wv, num_words=num_words)
-    ref = keras_matrix(word_index, emb, 8, num_words)
-    assert got.dtype == np.float32 and got.shape == ref.shape
-    np.testing.assert_array_equal(got, ref)
-    assert not got[0].any()
-    # dict input: same matrix, in the dict's dtype
-    np.testing.assert_array_equal(fe.build_embedding_matrix(word_index, emb, num_words), ref)
-    emb64 = {w: v.astype(np.float64) for w, v in emb.items()}
-    m64 = fe.build_embedding_matrix(word_index, emb64, num_words)
-    assert m64.dtype == np.float64
-    np.testing.assert_array_equal(m64, ref.astype(np.float64))
-    # coverage: counted over the kept words
-    kept = {w: i for w, i in word_index.items() if num_words is None or i < num_words}
-    found = sum(w in emb for w in kept)
-    assert fe.embedding_coverage(word_index, wv, num_words) == (found, len(kept) - found)
-    assert fe.embedding_coverage(word_index, emb, num_words) == (found, len(kept) - found)
-
-
-def test_build_embedding_matrix_with_tokenizer(pretrained):
-    wv, words, vecs = pretrained
-    tok = fe.Tokenizer()
-    tok.fit_on_texts(["the w2 w4 w4 naïve zzz", "w2 the the qqq"])
-    m = fe.build_embedding_matrix(tok, wv)
-    ref = keras_matrix(tok.word_index, dict(zip(words, vecs)), 8)
-    np.testing.assert_array_equal(m, ref)
-    assert fe.embedding_coverage(tok, wv) == (4, 2)
-
-
-def test_build_embedding_matrix_errors(pretrained):
-    wv, _, _ = pretrained
-    with pytest.raises(IndexError, match=r"word_index\['w2'\] = 5 is out of range"):
-        fe.build_embedding_matrix({"w0": 1, "w2": 5}, wv)
-    with pytest.raises(IndexError, match="-1"):
-        fe.build_embedding_matrix({"w0": -1}, wv)
-    # words cut off by num_words are skipped before the range check
-    m = fe.build_embedding_matrix({"w0": 1, "w2": 5}, wv, num_words=2)
-    assert m.shape == (2, 8)
-    with pytest.raises(TypeError, match="integers"):
-        fe.build_embedding_matrix({"w0": "1"}, wv)
-    with pytest.raises(TypeError):
-        fe.build_embedding_matrix(["w0"], wv)
-    with pytest.raises(TypeError):
-        fe.build_embedding_matrix({"w0": 1}, [1, 2])
-    with pytest.raises(ValueError, match="empty"):
-        fe.build_embedding_matrix({"w0": 1}, {})
-    with pytest.raises(ValueError, match="num_words"):
-        fe.build_embedding_matrix({"w0": 1}, wv, num_words=-1)
-
-
-def test_from_pretrained_frozen(pretrained):
-    wv, _, _ = pretrained
-    word_index = {"w0": 1, "w2": 2, "nope": 3}
-    m = fe.build_embedding_matrix(word_index, wv)
-    emb = fe.Embedding.from_pretrained(m)
-    np.testing.assert_array_equal(emb(np.array([[1, 2, 3, 0]])), m[[[1, 2, 3, 0]]])
-    assert not emb.trainable
-
-
-# ------------------------------------------------------------------ the example
-
-def test_pretrained_embeddings_example(tmp_path, capsys, caplog):
-    import logging
-
-    import importlib.util
-
-    path = os.path.join(os.path.dirname(__file__), os.pardir, "examples",
-                        "pretrained_embeddings.py")
-    spec = importlib.util.spec_from_file_location("pretrained_embeddings_example", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    vec_path, txt_path = mod.make_synthetic(str(tmp_path), dim=16, n_texts=600, seed=1)
-    # Also as word2vec binary: the example must not care about the format.
-    wv = fe.load_vectors(vec_path)
-    write_binary(tmp_path / "v.bin", wv.words, wv.vectors)
-    for vp in (vec_path, str(tmp_path / "v.bin")):
-        caplog.clear()
-        with caplog.at_level(logging.INFO, logger="pretrained_embeddings"):
-            assert mod.main([vp, txt_path, "--epochs", "4", "--maxlen", "20"]) == 0
-        out = capsys.readouterr().out
-        assert "(8 misses)" in caplog.text
-        acc = float(out.strip().splitlines()[-1].split()[-1])
-        assert acc > 0.6, out  # four balanced classes: chance is 0.25
 
 
 # ------------------------------------------------------------------ block boundaries

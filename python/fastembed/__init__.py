@@ -1,8 +1,10 @@
 """fastembed: embedding tables with a native CPU hot path.
 
-Keras-exact text preprocessing (``Tokenizer``, ``pad_sequences``), ``Embedding`` and
+Keras-exact text preprocessing (``Tokenizer``, ``pad_sequences``; Keras 3's
+``TextVectorization`` and ``StringLookup`` without TensorFlow), ``Embedding`` and
 ``EmbeddingBag`` layers with sparse gradients and optimizers, fast pretrained-vector
-loaders, and the kernels under them in ``fastembed.ops``.
+loaders, and the kernels under them in ``fastembed.ops``. ``fastembed.torch`` (imported
+on its own, needs torch) puts the same kernels inside PyTorch.
 
 Not to be confused with the unrelated PyPI package of the same name (an ONNX
 sentence-embedding library): this one is about embedding *tables*.

@@ -1,21 +1,28 @@
-"""``python -m fastembed demo``: the seed walkthrough, then a short training run.
-
-Part 1 encodes the two example phrases with ``Tokenizer(order="appearance",
-index_from=0)``, builds ``Embedding(7, 2, input_length=5)`` and looks the second phrase
-up.  Part 2 trains ``EmbeddingBag(mean)`` + a numpy softmax head with
-``fastembed.optimizers.Adam`` on a small built-in set of labelled reviews and prints
-``loss <value>`` after each epoch.
-"""
+"""``python -m fastembed demo``: the seed walkthrough, then a short training run."""
 from __future__ import annotations
 
 import argparse
+from typing import Any, List, Optional
 
 import numpy as np
+import numpy.typing as npt
 
 from .layers import Embedding, EmbeddingBag
 from .optimizers import Adam
 from .sequence import pad_sequences
 from .text import Tokenizer
+
+DESCRIPTION = """\
+The seed example, then a small classifier trained in a few seconds.
+
+Part 1 encodes two phrases with Tokenizer(order="appearance", index_from=0), which
+numbers words by first appearance from 0 as the article the example comes from does
+(the default, Keras', numbers them by frequency from 1 and keeps 0 for padding),
+builds Embedding(7, 2, input_length=5) and looks the second phrase up.
+
+Part 2 trains EmbeddingBag(mean) + a numpy softmax head with fastembed's Adam on 48
+built-in labelled reviews and prints, per epoch, the training loss and the accuracy on
+the training reviews and on 12 held-out (validation) reviews."""
 
 PHRASES = ["Hope to see you soon", "Nice to see you again"]
 
@@ -86,6 +93,9 @@ REVIEWS = [
 
 def walkthrough() -> None:
     print("== the seed example ==")
+    print('Tokenizer(order="appearance", index_from=0): words numbered by first appearance\n'
+          "from 0 ('Hope' gets 0), as in the article this example comes from. By default, as\n"
+          "in Keras, words are numbered by frequency from 1 and 0 is left for padding (part 2).")
     tok = Tokenizer(order="appearance", index_from=0)
     tok.fit_on_texts(PHRASES)
     encoded = tok.texts_to_sequences(PHRASES)
@@ -93,53 +103,64 @@ def walkthrough() -> None:
         print(f"{phrase!r:26} -> {ids}")
     vocab = len(tok.word_index)
     emb = Embedding(vocab, 2, input_length=5, seed=0)
-    print(f"\nEmbedding({vocab}, 2, input_length=5): random weights {emb.embeddings.shape}, "
-          f"learned in training")
+    print(f"\nEmbedding({vocab}, 2, input_length=5): a {emb.embeddings.shape} table, one row "
+          f"per id,\nholding random starting values (nothing is trained in this part):")
     with np.printoptions(precision=4, suppress=True):
         print(emb.get_weights()[0])
-        print(f"\n{PHRASES[1]!r} as five 2-d vectors:")
+        print(f"\n{PHRASES[1]!r} = ids {encoded[1]}, looked up as five 2-d vectors:")
         print(emb(np.array([encoded[1]]))[0])
 
 
-def softmax(z: np.ndarray) -> np.ndarray:
+def softmax(z: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    p: npt.NDArray[np.floating[Any]] = e / e.sum(axis=1, keepdims=True)
+    return p
 
 
-def train(epochs: int = 12, dim: int = 8, batch: int = 12, seed: int = 0) -> list:
-    """Train EmbeddingBag(mean) + softmax head on REVIEWS; returns the per-epoch losses."""
+def train(epochs: int = 12, dim: int = 8, batch: int = 12, seed: int = 0) -> List[float]:
+    """Train EmbeddingBag(mean) + softmax head on REVIEWS (every fifth one held out for
+    validation); returns the per-epoch training losses."""
     print("\n== learning an embedding: EmbeddingBag(mean) + softmax, Adam ==")
+    held_out = np.arange(len(REVIEWS)) % 5 == 4
     labels = np.array([y for y, _ in REVIEWS])
     texts = [t for _, t in REVIEWS]
-    tok = Tokenizer()
-    tok.fit_on_texts(texts)
-    ids = pad_sequences(tok.texts_to_sequences(texts), maxlen=12, padding="post")
+    train_texts = [t for t, h in zip(texts, held_out) if not h]
+    tok = Tokenizer()  # fitted on the training reviews only: unseen words are dropped
+    tok.fit_on_texts(train_texts)
+    all_ids = pad_sequences(tok.texts_to_sequences(texts), maxlen=12, padding="post")
+    ids, y_train = all_ids[~held_out], labels[~held_out]
+    val_ids, y_val = all_ids[held_out], labels[held_out]
     vocab = len(tok.word_index) + 1
-    print(f"{len(texts)} labelled reviews, {vocab - 1} words, padded to {ids.shape[1]} ids")
+    print(f"{len(y_train)} labelled reviews to train on, {len(y_val)} held out; "
+          f"{vocab - 1} words, padded to {ids.shape[1]} ids")
     rng = np.random.default_rng(seed)
     bag = EmbeddingBag(vocab, dim, mode="mean", mask_zero=True, seed=seed)
     w = (rng.standard_normal((dim, 2)) * 0.1).astype(np.float32)
     b = np.zeros(2, np.float32)
     opt = Adam(learning_rate=0.05)
-    losses = []
-    for _ in range(epochs):
+
+    def accuracy(x: npt.NDArray[np.int32], y: npt.NDArray[np.int_]) -> float:
+        return float(np.mean((bag(x) @ w + b).argmax(axis=1) == y))
+
+    losses: List[float] = []
+    for epoch in range(1, epochs + 1):
         total = 0.0
-        order = rng.permutation(len(labels))
-        for s in range(0, len(labels), batch):
+        order = rng.permutation(len(y_train))
+        for s in range(0, len(y_train), batch):
             sel = order[s:s + batch]
             h = bag(ids[sel])
             p = softmax(h @ w + b)
-            y = labels[sel]
+            y = y_train[sel]
             rows = np.arange(len(sel))
             total += float(-np.log(p[rows, y]).sum())
             p[rows, y] -= 1.0
             p /= len(sel)
             opt.apply_gradients([(bag.backward(p @ w.T), bag), (h.T @ p, w), (p.sum(axis=0), b)])
-        losses.append(total / len(labels))
-        print(f"loss {losses[-1]:.4f}")
-    pred = (bag(ids) @ w + b).argmax(axis=1)
-    print(f"training accuracy {np.mean(pred == labels):.2f}")
+        losses.append(total / len(y_train))
+        print(f"epoch {epoch:2d}/{epochs}  loss {losses[-1]:.4f}  "
+              f"training accuracy {accuracy(ids, y_train):.2f}  "
+              f"validation accuracy {accuracy(val_ids, y_val):.2f}")
     tests = ["a wonderful and clever film", "a boring and awful film"]
     probs = softmax(bag(pad_sequences(tok.texts_to_sequences(tests), maxlen=12,
                                       padding="post")) @ w + b)
@@ -148,9 +169,9 @@ def train(epochs: int = 12, dim: int = 8, batch: int = 12, seed: int = 0) -> lis
     return losses
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastembed demo",
-                                     description=__doc__.splitlines()[0])
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fastembed demo", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=12, help="training epochs (default 12)")
     args = parser.parse_args(argv)
     walkthrough()

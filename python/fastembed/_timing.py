@@ -7,13 +7,15 @@ result is the median per method.  Compare ratios within one call, not across run
 from __future__ import annotations
 
 import gc
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Dict
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-__all__ = ["measure", "stream_copy_gbs", "random_row_gbs"]
+__all__ = ["measure", "stream_copy_gbs", "random_row_gbs", "last_level_cache_bytes",
+           "limit_applies"]
 
 
 def _calibrate(fn: Callable[[], object], min_time: float) -> int:
@@ -32,7 +34,7 @@ def measure(fns: Dict[str, Callable[[], object]], rounds: int = 5,
             min_time: float = 0.02) -> Dict[str, float]:
     """Median seconds per call of each function, timed in interleaved rounds."""
     inner = {k: _calibrate(f, min_time) for k, f in fns.items()}  # also warms up
-    samples: Dict[str, list] = {k: [] for k in fns}
+    samples: Dict[str, List[float]] = {k: [] for k in fns}
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -49,7 +51,8 @@ def measure(fns: Dict[str, Callable[[], object]], rounds: int = 5,
     return {k: float(np.median(v)) for k, v in samples.items()}
 
 
-def _split(pool, fn, n, threads):
+def _split(pool: ThreadPoolExecutor, fn: Callable[[int, int], object], n: int,
+           threads: int) -> None:
     if threads == 1:
         fn(0, n)
         return
@@ -66,7 +69,7 @@ def stream_copy_gbs(nbytes: int = 256 << 20, threads: int = 1, rounds: int = 5) 
     src = np.ones(n, np.float32)
     dst = np.empty_like(src)
     with ThreadPoolExecutor(max_workers=max(1, threads - 1)) as pool:
-        def run():
+        def run() -> None:
             _split(pool, lambda b, e: np.copyto(dst[b:e], src[b:e]), n, threads)
         t = measure({"copy": run}, rounds=rounds, min_time=0.05)["copy"]
     return 2 * nbytes / t / 1e9
@@ -82,8 +85,39 @@ def random_row_gbs(dim: int, threads: int = 1, table_bytes: int = 512 << 20,
     ids = rng.integers(0, rows, size=n)
     out = np.empty((n, dim), np.float32)
     with ThreadPoolExecutor(max_workers=max(1, threads - 1)) as pool:
-        def run():
+        def run() -> None:
             _split(pool, lambda b, e: np.take(table, ids[b:e], axis=0, out=out[b:e],
                                               mode="clip"), n, threads)
         t = measure({"take": run}, rounds=rounds, min_time=0.05)["take"]
     return 2 * n * dim * 4 / t / 1e9
+
+
+def last_level_cache_bytes() -> int:
+    """The largest CPU cache of this machine in bytes (Linux sysfs; 32 MiB if unknown)."""
+    sizes = []
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        entries = []
+    for entry in entries:
+        try:
+            with open(os.path.join(base, entry, "size")) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text.rstrip("KMG")
+        if digits.isdigit():
+            sizes.append(int(digits) * scale)
+    return max(sizes) if sizes else 32 << 20
+
+
+def limit_applies(table_bytes: Optional[int]) -> bool:
+    """Whether the random-row limit bounds an op on a table of `table_bytes`.
+
+    The limit is measured on a table far larger than the caches; a table that is not at
+    least twice the last-level cache is served partly from cache and can run faster, so
+    a percentage of the limit would mean nothing for it.
+    """
+    return table_bytes is not None and table_bytes >= 2 * last_level_cache_bytes()

@@ -2,62 +2,36 @@
 
 The layers hold their table as a plain C-contiguous numpy array (``layer.embeddings``)
 that optimizers update in place; the lookups, pooling and gradient reductions run in
-the native kernels of :mod:`fastembed.ops`.
+the native kernels of :mod:`fastembed.ops`. What a layer is made of lives beside it:
+the gradient type in ``_gradients``, dtypes and initial values in ``_initializers``,
+Keras config translation in ``_keras_config``, the crash-safe save folder in
+``_savedir``.
 """
 from __future__ import annotations
 
-import contextlib
-import errno
-import json
 import numbers
-import operator
 import os
-import shutil
 import threading
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
+import numpy.typing as npt
 
-from . import _bagops, ops
+from . import _bagops, _savedir, ops
+from ._gradients import SparseGradient
 from ._ids import as_array, as_flag, as_ids
-from ._interrupts import deferred
-from ._lowp import QuantizedTable, half_dtype, is_half, quantize_rows, work_dtype
+from ._initializers import Initializer, initial_table, is_table_dtype, table_dtype
+from ._keras_config import from_keras_config
+from ._lowp import QuantizedTable, is_half, quantize_rows, work_dtype
+from ._savedir import SavedLayerNotFoundError
 
 __all__ = ["SparseGradient", "Embedding", "EmbeddingBag"]
 
-_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_CONFIG_FILE = "config.json"
-_TABLE_FILE = "embeddings.npy"
-# Sibling folders used by the atomic save: the new copy is built in `<path>.fe-new`, the
-# previous copy waits in `<path>.fe-old` while the two renames happen.
-_NEW_SUFFIX = ".fe-new"
-_OLD_SUFFIX = ".fe-old"
-_KERAS_IGNORED_KEYS = ("batch_input_shape", "input_shape", "batch_size", "build_config",
-                       "quantization_config", "sparse")
-_KERAS_INITIALIZERS = {"RandomUniform": "uniform", "RandomNormal": "normal",
-                       "GlorotUniform": "glorot_uniform", "Zeros": "zeros"}
+_Layer = TypeVar("_Layer", bound="Embedding")
+_FloatArray = npt.NDArray[np.floating[Any]]
 
 
-def _float_dtype(dtype, what="dtype"):
-    half = half_dtype(dtype)  # float16, or bfloat16 (TypeError naming ml_dtypes without it)
-    if half is not None:
-        return half
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{what} must be float32 or float64 (or float16, bfloat16), got "
-                        f"{dtype!r}") from None
-    if dt not in _FLOAT_DTYPES:
-        raise TypeError(f"{what} must be float32 or float64 (or float16, bfloat16), got {dt}")
-    return dt
-
-
-def _saved_table(table):
-    """The array np.save writes: bfloat16 (unknown to numpy's file format) as its uint16
-    bit patterns; config.json's dtype says how to read them back."""
-    return table.view(np.uint16) if table.dtype.name == "bfloat16" else table
-
-
-def _positive_int(value, name):
+def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
             or int(value) <= 0:
         raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r} "
@@ -65,7 +39,7 @@ def _positive_int(value, name):
     return int(value)
 
 
-def _seed(value):
+def _seed(value: Any) -> Optional[int]:
     if value is None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -75,162 +49,6 @@ def _seed(value):
         raise ValueError(f"`seed` must be None or a non-negative integer. Received: "
                          f"seed={value!r}.")
     return int(value)
-
-
-class SparseGradient:
-    """A row-sparse gradient of a ``(V, D)`` table.
-
-    Parameters
-    ----------
-    indices : array_like of int, shape (K,)
-        Row ids, stored as int64. They may repeat (an uncoalesced gradient); see
-        :meth:`coalesce`.
-    values : ndarray, shape (K, D)
-        Float32 or float64 rows, one per index (the table's dtype).
-    dense_shape : tuple of int
-        ``(V, D)``, the shape of the table the gradient belongs to.
-
-    Raises
-    ------
-    TypeError
-        `indices` that are not integers (floats, bools, strings), `values` that are not
-        float32 or float64, a `dense_shape` that does not hold integers.
-    ValueError
-        A `dense_shape` that is not two non-negative sizes, `indices` that are not 1-D,
-        `values` whose shape is not ``(len(indices), dim)``, ragged lists.
-    IndexError
-        An index outside ``[0, V)``, naming its position.
-    """
-
-    __slots__ = ("indices", "values", "dense_shape")
-
-    def __init__(self, indices, values, dense_shape):
-        try:
-            shape = tuple(operator.index(s) for s in dense_shape)
-        except TypeError:
-            raise TypeError(f"dense_shape must be a (rows, dim) pair of integers, got "
-                            f"{dense_shape!r}") from None
-        if len(shape) != 2 or shape[0] < 0 or shape[1] < 0:
-            raise ValueError(f"dense_shape must be (rows, dim) with non-negative sizes, "
-                             f"got {shape!r}")
-        idx = as_ids(indices, name="indices")
-        if idx.ndim != 1:
-            raise ValueError(f"indices must be 1-D (K,), got shape {idx.shape}")
-        idx = np.ascontiguousarray(idx, dtype=np.int64)
-        if not isinstance(values, np.ndarray):
-            values = as_array(values, "values", dtype=np.float32)
-        if values.dtype.kind == "f" and not values.dtype.isnative:
-            values = values.astype(values.dtype.newbyteorder("="))
-        if values.dtype not in _FLOAT_DTYPES and not is_half(values.dtype):
-            raise TypeError(f"values must be float32 or float64 (or float16, bfloat16), got "
-                            f"dtype {values.dtype}")
-        if values.shape != (idx.shape[0], shape[1]):
-            raise ValueError(f"values must have shape (len(indices), dim) = "
-                             f"{(idx.shape[0], shape[1])}, got {values.shape}")
-        if idx.size:
-            bad = np.flatnonzero((idx < 0) | (idx >= shape[0]))
-            if bad.size:
-                i = int(bad[0])
-                raise IndexError(f"indices[{i}] = {int(idx[i])} is out of range for "
-                                 f"dense_shape {shape}")
-        self.indices = idx
-        self.values = np.ascontiguousarray(values)
-        self.dense_shape = shape
-
-    def __getstate__(self):
-        return (self.indices, self.values, self.dense_shape)
-
-    def __setstate__(self, state):
-        self.indices, self.values, self.dense_shape = state
-
-    def __repr__(self):
-        return (f"SparseGradient(rows={self.indices.shape[0]}, dense_shape={self.dense_shape}, "
-                f"dtype={self.values.dtype})")
-
-    @property
-    def dtype(self):
-        return self.values.dtype
-
-    def coalesce(self):
-        """Return the equivalent gradient with sorted unique indices and summed rows."""
-        if is_half(self.values.dtype):  # summed in float32, rounded once
-            uniq, vals = ops.coalesce(self.indices, self.values.astype(np.float32))
-            return SparseGradient(uniq, vals.astype(self.values.dtype), self.dense_shape)
-        uniq, vals = ops.coalesce(self.indices, self.values)
-        return SparseGradient(uniq, vals, self.dense_shape)
-
-    def is_coalesced(self):
-        """True when the indices are strictly increasing (sorted and unique)."""
-        return bool(np.all(self.indices[1:] > self.indices[:-1]))
-
-    def to_dense(self):
-        """Return the ``dense_shape`` array with each row's values summed in."""
-        out = np.zeros(self.dense_shape, dtype=self.values.dtype)
-        ops.scatter_add(out, self.indices, self.values)
-        return out
-
-
-def _initial_table(init, shape, dtype, seed):
-    if isinstance(init, str):
-        key = init.lower()
-        rng = np.random.default_rng(seed)
-        if key in ("uniform", "random_uniform", "randomuniform"):
-            return rng.uniform(-0.05, 0.05, size=shape).astype(dtype)
-        if key in ("normal", "random_normal", "randomnormal"):
-            return rng.normal(0.0, 0.05, size=shape).astype(dtype)
-        if key in ("glorot_uniform", "glorotuniform", "xavier_uniform"):
-            limit = np.sqrt(6.0 / (shape[0] + shape[1]))
-            return rng.uniform(-limit, limit, size=shape).astype(dtype)
-        if key == "zeros":
-            return np.zeros(shape, dtype=dtype)
-        raise ValueError(f"unknown embeddings_initializer {init!r}; expected 'uniform', "
-                         f"'normal', 'glorot_uniform', 'zeros', a callable or an array")
-    if callable(init):
-        value = np.asarray(init(shape, dtype=dtype))
-    else:
-        value = np.asarray(init)
-    if value.shape != shape:
-        raise ValueError(f"embeddings_initializer gave shape {value.shape}, expected {shape}")
-    if value.dtype.kind not in "fiu":
-        raise TypeError(f"embeddings_initializer gave dtype {value.dtype}, expected floats")
-    return np.array(value, dtype=dtype, order="C", copy=True)
-
-
-class SavedLayerNotFoundError(FileNotFoundError, ValueError):
-    """:meth:`Embedding.load` of a path that does not exist.
-
-    A ``FileNotFoundError`` (``errno`` ENOENT, ``filename`` the path); also a
-    ``ValueError``, which is what a missing path raised before, so handlers written for
-    either keep working.
-    """
-
-    def __init__(self, *args):
-        if len(args) == 1:  # the path (unpickling passes errno, strerror, filename)
-            args = (errno.ENOENT, os.strerror(errno.ENOENT), args[0])
-        super().__init__(*args)
-
-    def __str__(self):
-        return f"{self.filename} holds no saved embedding layer: no such file or folder"
-
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _complete_copy(folder):
-    # config.json is written last (after the table is on disk), so its presence marks
-    # a complete copy.
-    return os.path.isfile(os.path.join(folder, _CONFIG_FILE)) and \
-        os.path.isfile(os.path.join(folder, _TABLE_FILE))
 
 
 class Embedding:
@@ -274,12 +92,25 @@ class Embedding:
     ids of the copying thread's last call along.
     """
 
-    _counter = 0
-    _kind = "embedding"
+    # One counter for every layer class: default names are embedding_1, embedding_bag_2...
+    _counter: ClassVar[int] = 0
+    _kind: ClassVar[str] = "embedding"
+    # Every layer class by name, for load() to rebuild the class a folder was saved from.
+    _classes: ClassVar[Dict[str, Type[Embedding]]] = {}
 
-    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
-                 mask_zero=False, input_length=None, weights=None, trainable=True,
-                 dtype="float32", seed=None, name=None, **kwargs):
+    embeddings: Any  # _FloatArray, a np.memmap of one, or a QuantizedTable
+    dtype: np.dtype[Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Embedding._classes.setdefault(cls.__name__, cls)
+
+    def __init__(self, input_dim: int, output_dim: int,
+                 embeddings_initializer: Initializer = "uniform", mask_zero: bool = False,
+                 input_length: Optional[int] = None,
+                 weights: Union[npt.ArrayLike, Sequence[npt.ArrayLike], None] = None,
+                 trainable: bool = True, dtype: Any = "float32", seed: Optional[int] = None,
+                 name: Optional[str] = None, **kwargs: Any) -> None:
         # Keras config keys that carry nothing here (always None in our configs).
         for key in ("embeddings_regularizer", "activity_regularizer", "embeddings_constraint"):
             if kwargs.pop(key, None) is not None:
@@ -293,7 +124,7 @@ class Embedding:
         self.input_length = input_length
         self.mask_zero = as_flag(mask_zero, "mask_zero")
         self.trainable = as_flag(trainable, "trainable")
-        self.dtype = _float_dtype(dtype)
+        self.dtype = table_dtype(dtype)
         self.seed = _seed(seed)
         self._calls = threading.local()
         if name is None:
@@ -307,37 +138,38 @@ class Embedding:
             self.embeddings = np.zeros(shape, dtype=self.dtype)
             # Keras: a one-element list holds the matrix; anything else is the matrix.
             one = isinstance(weights, (list, tuple)) and len(weights) == 1
-            self.set_weights(list(weights) if one else [weights])
+            matrix: Any = weights[0] if one else weights  # type: ignore[index]
+            self.set_weights([matrix])
         else:
             init = embeddings_initializer
             if isinstance(init, str) and init == "custom":
                 init = "zeros"  # from a config: the table comes from elsewhere (weights, load)
-            self.embeddings = _initial_table(init, shape, self.dtype, self.seed)
+            self.embeddings = initial_table(init, shape, self.dtype, self.seed)
 
     # -- the last call, per thread ----------------------------------------------------
     # What backward() needs from the forward call: (ids,) for an Embedding, (ids, offsets,
     # per_sample_weights, argmax) for an EmbeddingBag.  Kept per thread, so that threads
     # sharing a layer never pair a gradient with another thread's ids; stored as one
     # tuple, so that a call is recorded whole or not at all.
-    def _record(self, call):
+    def _record(self, call: Tuple[Any, ...]) -> None:
         self._calls.last = call
 
-    def _last_call(self):
+    def _last_call(self) -> Optional[Tuple[Any, ...]]:
         return getattr(self._calls, "last", None)
 
     @property
-    def _last_ids(self):
+    def _last_ids(self) -> Optional[npt.NDArray[np.signedinteger[Any]]]:
         """The ids of this thread's most recent call (None before the first)."""
         call = self._last_call()
         return None if call is None else call[0]
 
-    def __getstate__(self):
+    def __getstate__(self) -> Dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_calls", None)
         state["_last_call"] = self._last_call()
         return state
 
-    def __setstate__(self, state):
+    def __setstate__(self, state: Dict[str, Any]) -> None:
         state = dict(state)
         call = state.pop("_last_call", None)
         # Pickles of earlier versions kept the last call in plain attributes.
@@ -352,13 +184,13 @@ class Embedding:
         self.__dict__.update(state)
 
     # -- weights -------------------------------------------------------------------
-    def get_weights(self):
+    def get_weights(self) -> List[_FloatArray]:
         """Return ``[copy of the table]`` (a quantized layer's dequantized table)."""
         if isinstance(self.embeddings, QuantizedTable):
             return [self.embeddings.dequantize()]
         return [np.array(self.embeddings, copy=True)]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Sequence[npt.ArrayLike]) -> None:
         """Copy ``weights[0]`` into the table (shape checked, dtype and order converted)."""
         if not isinstance(weights, (list, tuple)) or len(weights) != 1:
             raise ValueError(f"set_weights expects a list of one array [W], got "
@@ -379,41 +211,45 @@ class Embedding:
         np.copyto(self.embeddings, w, casting="unsafe")
 
     @property
-    def weights(self):
+    def weights(self) -> List[Any]:
         return [self.embeddings]
 
     # -- forward / backward --------------------------------------------------------
-    def _ids(self, ids):
+    def _ids(self, ids: npt.ArrayLike) -> npt.NDArray[np.signedinteger[Any]]:
         arr = as_ids(ids, allow_float=True)
         if isinstance(ids, np.ndarray) and np.may_share_memory(arr, ids):
             arr = arr.copy()  # kept for backward: the caller may reuse its buffer
         return arr
 
-    def _check_length(self, arr):
+    def _check_length(self, arr: npt.NDArray[Any]) -> None:
         if self.input_length is not None and (arr.ndim == 0 or arr.shape[-1] != self.input_length):
             raise ValueError(f'"input_length" is {self.input_length}, but received input has '
                              f"shape {arr.shape}")
 
-    def __call__(self, ids):
+    def __call__(self, ids: npt.ArrayLike) -> _FloatArray:
         """Look up ``ids`` (any integer array-like) -> ``ids.shape + (output_dim,)``."""
         arr = self._ids(ids)
         self._check_length(arr)
-        out = ops.gather(self.embeddings, arr)
+        out: _FloatArray = ops.gather(self.embeddings, arr)
         self._record((arr,))
         return out
 
     call = __call__
 
-    def compute_mask(self, ids, mask=None):
+    def compute_mask(self, ids: npt.ArrayLike,
+                     mask: Any = None) -> Optional[npt.NDArray[np.bool_]]:
         """``ids != 0`` when ``mask_zero``, else None."""
         if not self.mask_zero:
             return None
-        return as_ids(ids, allow_float=True) != 0
+        nonzero: npt.NDArray[np.bool_] = as_ids(ids, allow_float=True) != 0
+        return nonzero
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: Sequence[Optional[int]]
+                             ) -> Tuple[Optional[int], ...]:
         return tuple(input_shape) + (self.output_dim,)
 
-    def backward(self, grad_output, ids=None):
+    def backward(self, grad_output: npt.ArrayLike,
+                 ids: Optional[npt.ArrayLike] = None) -> SparseGradient:
         """Gradient of the table for the last call in this thread (or for `ids`).
 
         Parameters
@@ -453,13 +289,14 @@ class Embedding:
         uniq, vals = ops.coalesce(arr, grad)
         return SparseGradient(uniq, self._grad_values(vals), self.embeddings.shape)
 
-    def _grad_values(self, vals):
+    def _grad_values(self, vals: _FloatArray) -> _FloatArray:
         # Gradients are summed in float32 and, for a half table, rounded once to its dtype
         # (SparseGradient values are in the table's dtype).
         dt = self.embeddings.dtype
         return vals.astype(dt) if is_half(dt) else vals
 
-    def _grad_array(self, grad_output, shape, last_call_hint=None):
+    def _grad_array(self, grad_output: npt.ArrayLike, shape: Tuple[int, ...],
+                    last_call_hint: Optional[str] = None) -> _FloatArray:
         g = as_array(grad_output, "grad_output")
         if is_half(g.dtype):
             g = g.astype(np.float32)
@@ -475,7 +312,7 @@ class Embedding:
         return np.ascontiguousarray(g, dtype=work_dtype(self.embeddings.dtype))
 
     # -- config / persistence ------------------------------------------------------
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         """Keras-style config (no weights; ``input_length`` kept)."""
         return {
             "name": self.name,
@@ -493,7 +330,7 @@ class Embedding:
         }
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls: Type[_Layer], config: Dict[str, Any]) -> _Layer:
         """Build a layer from ``get_config()`` output (with a freshly initialized table).
 
         Keras configs are read too: base-layer keys that carry no meaning here
@@ -503,22 +340,9 @@ class Embedding:
         if not isinstance(config, dict):
             raise TypeError(f"from_config takes the dict of get_config(), got "
                             f"{type(config).__name__}")
-        cfg = dict(config)
-        for key in _KERAS_IGNORED_KEYS:
-            cfg.pop(key, None)
-        dtype = cfg.get("dtype")
-        if isinstance(dtype, dict):  # Keras 3 DTypePolicy
-            cfg["dtype"] = (dtype.get("config") or {}).get("name", "float32")
-        init = cfg.get("embeddings_initializer")
-        if isinstance(init, dict):  # a serialized Keras initializer
-            name = init.get("class_name", "")
-            cfg["embeddings_initializer"] = _KERAS_INITIALIZERS.get(name, name)
-            seed = (init.get("config") or {}).get("seed")
-            if cfg.get("seed") is None and isinstance(seed, int):
-                cfg["seed"] = seed
-        return cls(**cfg)
+        return cls(**from_keras_config(config))
 
-    def save(self, path):
+    def save(self, path: Union[str, os.PathLike[str]]) -> None:
         """Write ``path/`` with ``config.json`` and ``embeddings.npy``, atomically.
 
         The new copy is written and fsynced in ``<path>.fe-new`` and then swapped in with
@@ -529,79 +353,21 @@ class Embedding:
             raise ValueError(f"{self.name} is quantized: save its table with "
                              f"layer.embeddings.save(path) and read it back with "
                              f"fe.QuantizedTable.load(path, mmap_mode='r')")
-        path = os.fspath(path).rstrip(os.sep) or os.sep
-        new, old = path + _NEW_SUFFIX, path + _OLD_SUFFIX
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise ValueError(f"{path} exists and is not a folder")
-        if os.path.isdir(path):
-            # The swap replaces the whole folder: never take a user's other files with it.
-            others = sorted(set(os.listdir(path)) - {_CONFIG_FILE, _TABLE_FILE,
-                                                     _CONFIG_FILE + ".tmp"})
-            if others:
-                raise ValueError(f"{path} holds other files than a saved layer ({others[:3]}"
-                                 f"{' ...' if len(others) > 3 else ''}); save into a new or "
-                                 f"empty folder")
-        parent = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(path):
-            # A crash between the two renames of an earlier save: put its best complete
-            # copy back at `path` first, so that it stays the old copy of this save.
-            for cand in (new, old):
-                if os.path.isdir(cand) and _complete_copy(cand):
-                    os.rename(cand, path)
-                    _fsync_dir(parent)
-                    break
-        if os.path.exists(new):
-            shutil.rmtree(new)
         cfg = self.get_config()
         cfg["class_name"] = type(self).__name__
-        with contextlib.ExitStack() as held:
-            try:
-                os.makedirs(new)
-                table_path = os.path.join(new, _TABLE_FILE)
-                with open(table_path, "wb") as f:
-                    np.save(f, _saved_table(np.ascontiguousarray(self.embeddings)),
-                            allow_pickle=False)
-                    f.flush()
-                    os.fsync(f.fileno())
-                tmp_cfg = os.path.join(new, _CONFIG_FILE + ".tmp")
-                with open(tmp_cfg, "w", encoding="utf-8") as f:
-                    json.dump(cfg, f, indent=2, sort_keys=True)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp_cfg, os.path.join(new, _CONFIG_FILE))
-                _fsync_dir(new)
-                # From here on Ctrl-C is held back until the swap, the remap of a table
-                # that maps the replaced file and the removal of the old copy are done.
-                held.enter_context(deferred())
-            except BaseException:
-                # Ctrl-C or a full disk while writing: the old copy is in place; do not
-                # leave a half-written new one behind.
-                shutil.rmtree(new, ignore_errors=True)
-                raise
-            self._swap_in(path, new, old, parent)
+        _savedir.write(path, cfg, self.embeddings, self._remap_saved)
 
-    def _swap_in(self, path, new, old, parent):
-        if os.path.isdir(path):
-            if os.path.exists(old):
-                shutil.rmtree(old)
-            os.rename(path, old)
-            _fsync_dir(parent)
-        os.rename(new, path)
-        _fsync_dir(parent)
-        emb = self.embeddings
-        if isinstance(emb, np.memmap) and emb.filename and \
-                os.path.abspath(emb.filename) == os.path.abspath(os.path.join(path, _TABLE_FILE)):
-            # The table maps the file just replaced: map the new one, so that "r+" updates
-            # keep going to the file at `path`.
-            table = np.load(os.path.join(path, _TABLE_FILE), mmap_mode=emb.mode,
-                            allow_pickle=False)
-            self.embeddings = table.view(self.dtype) if table.dtype != self.dtype else table
-        if os.path.exists(old):
-            shutil.rmtree(old, ignore_errors=True)
+    def _remap_saved(self, table_file: str) -> None:
+        self.embeddings = _savedir.reopened(self.embeddings, table_file, self.dtype)
 
     @classmethod
-    def load(cls, path, mmap_mode=None):
+    def load(cls: Type[_Layer], path: Union[str, os.PathLike[str]],
+             mmap_mode: Optional[_savedir.MmapMode] = None) -> _Layer:
         """Read a layer written by :meth:`save`.
+
+        The layer is of the class it was saved from when that is `cls` or a subclass
+        (``Embedding.load`` of a saved ``EmbeddingBag`` gives an ``EmbeddingBag``), else
+        of `cls`.
 
         Parameters
         ----------
@@ -612,72 +378,39 @@ class Embedding:
         """
         if mmap_mode not in (None, "r", "r+"):
             raise ValueError(f"mmap_mode must be None, 'r' or 'r+', got {mmap_mode!r}")
-        path = os.fspath(path).rstrip(os.sep) or os.sep
-        folder = None
-        # After a crash between the two renames of save(), the complete copies are the
-        # new one (preferred) and the old one.
-        for cand in (path, path + _NEW_SUFFIX, path + _OLD_SUFFIX):
-            if os.path.isdir(cand) and _complete_copy(cand):
-                if cand == path + _NEW_SUFFIX and os.path.isdir(path):
-                    continue  # an unfinished later save next to a good copy
-                folder = cand
-                break
-        if folder is None:
-            if not os.path.exists(path):
-                raise SavedLayerNotFoundError(path)
-            raise ValueError(f"{path} holds no saved embedding layer (expected a folder with "
-                             f"{_CONFIG_FILE} and {_TABLE_FILE})")
-        cfg_path = os.path.join(folder, _CONFIG_FILE)
-        try:
-            with open(cfg_path, encoding="utf-8") as f:
-                cfg = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{cfg_path}: unreadable config: {exc}") from None
-        if not isinstance(cfg, dict):
-            raise ValueError(f"{cfg_path}: the config must be a JSON object")
-        class_name = cfg.pop("class_name", cls.__name__)
-        target = cls
-        if cls is Embedding and class_name == "EmbeddingBag":
-            target = EmbeddingBag
-        table_path = os.path.join(folder, _TABLE_FILE)
-        try:
-            table = np.load(table_path, mmap_mode=mmap_mode, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{table_path}: unreadable table: {exc}") from None
-        if table.dtype == np.uint16 and cfg.get("dtype") == "bfloat16":
-            table = table.view(_float_dtype("bfloat16"))  # saved as its bit patterns
-        if table.ndim != 2 or (table.dtype not in _FLOAT_DTYPES and table.dtype != np.float16
-                               and table.dtype.name != "bfloat16"):
-            raise ValueError(f"{table_path}: expected a 2-D float32/float64/float16/bfloat16 "
-                             f"table, got shape {table.shape} dtype {table.dtype}")
+        saved = _savedir.read(path, mmap_mode)
+        cfg, table = saved.config, saved.table
+        saved_class = Embedding._classes.get(cfg.pop("class_name", cls.__name__), cls)
+        target: Type[_Layer] = saved_class if issubclass(saved_class, cls) else cls
         try:
             layer = target.from_config(dict(cfg, embeddings_initializer="zeros"))
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{cfg_path}: bad config: {exc}") from None
+            raise ValueError(f"{saved.config_path}: bad config: {exc}") from None
         if layer.embeddings.shape != table.shape:
-            raise ValueError(f"{table_path}: table shape {table.shape} does not match the "
-                             f"config's ({layer.input_dim}, {layer.output_dim})")
+            raise ValueError(f"{saved.table_path}: table shape {table.shape} does not match "
+                             f"the config's ({layer.input_dim}, {layer.output_dim})")
         if mmap_mode is None:
             table = np.ascontiguousarray(table)
         elif not table.flags.c_contiguous:
-            raise ValueError(f"{table_path}: a Fortran-ordered table cannot be memory-mapped")
+            raise ValueError(f"{saved.table_path}: a Fortran-ordered table cannot be "
+                             f"memory-mapped")
         layer.embeddings = table
         layer.dtype = table.dtype
         layer.embeddings_initializer = cfg.get("embeddings_initializer", "uniform")
         return layer
 
     @classmethod
-    def from_pretrained(cls, matrix, trainable=False, mask_zero=False, **kwargs):
+    def from_pretrained(cls: Type[_Layer], matrix: npt.ArrayLike, trainable: bool = False,
+                        mask_zero: bool = False, **kwargs: Any) -> _Layer:
         """A layer whose table is a copy of `matrix` (frozen by default)."""
         m = as_array(matrix, "matrix")
         if m.ndim != 2:
             raise ValueError(f"matrix must be 2-D (input_dim, output_dim), got shape {m.shape}")
-        dtype = kwargs.pop("dtype", m.dtype if m.dtype in _FLOAT_DTYPES or is_half(m.dtype)
-                           else np.float32)
+        dtype = kwargs.pop("dtype", m.dtype if is_table_dtype(m.dtype) else np.float32)
         return cls(m.shape[0], m.shape[1], weights=[m], trainable=trainable,
                    mask_zero=mask_zero, dtype=dtype, **kwargs)
 
-    def quantize(self, bits=8):
+    def quantize(self: _Layer, bits: int = 8) -> _Layer:
         """A frozen copy of this layer whose table is row-quantized to `bits` (8 or 4).
 
         The copy looks up (and pools) float32 values dequantized on the fly from a
@@ -701,7 +434,7 @@ class Embedding:
         layer.name = f"{self.name}_q{bits}"
         return layer
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"{type(self).__name__}(input_dim={self.input_dim}, output_dim={self.output_dim}, "
                 f"name={self.name!r}, trainable={self.trainable})")
 
@@ -719,13 +452,16 @@ class EmbeddingBag(Embedding):
 
     _kind = "embedding_bag"
 
-    def __init__(self, input_dim, output_dim, mode="mean", **kwargs):
+    def __init__(self, input_dim: int, output_dim: int, mode: str = "mean",
+                 **kwargs: Any) -> None:
         if mode not in ("sum", "mean", "max"):
             raise ValueError(f"mode must be 'sum', 'mean' or 'max', got {mode!r}")
         self.mode = mode
         super().__init__(input_dim, output_dim, **kwargs)
 
-    def __call__(self, ids, offsets=None, per_sample_weights=None):
+    def __call__(self, ids: npt.ArrayLike,
+                 offsets: Optional[npt.ArrayLike] = None,
+                 per_sample_weights: Optional[npt.ArrayLike] = None) -> _FloatArray:
         """Pool `ids` -> ``(B, output_dim)``; see the class docstring."""
         arr = self._ids(ids)
         if offsets is None:
@@ -742,13 +478,15 @@ class EmbeddingBag(Embedding):
                 raise TypeError(f"per_sample_weights must be floats, got dtype {psw.dtype}")
             psw = np.array(psw, dtype=work_dtype(self.embeddings.dtype), order="C", copy=True)
         out, argmax = _bagops.bag_forward(self.embeddings, arr, offs, self.mode, psw,
-                                       self.mask_zero, self.mode == "max")
+                                          self.mask_zero, self.mode == "max")
         self._record((arr, offs, psw, argmax))
-        return out
+        result: _FloatArray = out
+        return result
 
     call = __call__
 
-    def backward(self, grad_output, ids=None):
+    def backward(self, grad_output: npt.ArrayLike,
+                 ids: Optional[npt.ArrayLike] = None) -> SparseGradient:
         """Gradient of the table for the last call in this thread, as a coalesced
         SparseGradient.
 
@@ -769,11 +507,11 @@ class EmbeddingBag(Embedding):
         grad = self._grad_array(grad_output, (nbags, self.output_dim),
                                 "for the gradient of another call, call the layer on its "
                                 "inputs again first (or on all inputs at once and split)")
-        uniq, vals = _bagops.bag_backward(grad, arr, offs, self.mode, psw, self.mask_zero, argmax,
-                                       self.input_dim)
+        uniq, vals = _bagops.bag_backward(grad, arr, offs, self.mode, psw, self.mask_zero,
+                                          argmax, self.input_dim)
         return SparseGradient(uniq, self._grad_values(vals), self.embeddings.shape)
 
-    def get_config(self):
+    def get_config(self) -> Dict[str, Any]:
         cfg = super().get_config()
         cfg["mode"] = self.mode
         return cfg

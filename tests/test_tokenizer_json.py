@@ -1,4 +1,5 @@
-"""tokenizer_from_json validates its document: ValueError naming the problem."""
+"""tokenizer_from_json validates its document: ValueError naming the problem (JSON in
+both directions with Keras: test_tokenizer_keras.py)."""
 from __future__ import annotations
 
 import json

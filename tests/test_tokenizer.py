@@ -1,6 +1,10 @@
-"""fastembed's text extensions and the parts of the tf-keras Tokenizer that
-keras_preprocessing 1.1.2 lacks (``analyzer``), with independently derived values;
-``text_to_word_sequence`` against Keras."""
+"""fe.Tokenizer beyond keras_preprocessing: fastembed's text extensions and the parts of
+the tf-keras Tokenizer that keras_preprocessing 1.1.2 lacks (``analyzer``), with
+independently derived values; ``text_to_word_sequence`` against Keras.
+
+The Tokenizer's other tests: test_tokenizer_keras.py (output for output against
+keras_preprocessing), test_tokenizer_json.py (tokenizer_from_json's checks of its
+document), test_pickle.py."""
 from __future__ import annotations
 
 import json
