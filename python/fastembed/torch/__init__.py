@@ -11,7 +11,9 @@ except ImportError as e:  # pragma: no cover - exercised in a child without torc
         "fastembed.torch needs PyTorch: pip install 'fastembed[torch]' (or a CPU build of "
         "torch, e.g. pip install torch==2.13.0)") from e
 
-__all__: list[str] = ["optim", "clip_grad_norm_"]
+from .modules import Embedding, EmbeddingBag  # noqa: E402  (registers torch.ops.fastembed)
+
+__all__: list[str] = ["Embedding", "EmbeddingBag", "optim", "clip_grad_norm_"]
 
 
 def __getattr__(name: str):
