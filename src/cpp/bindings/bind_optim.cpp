@@ -98,9 +98,12 @@ SparseRows prepare(py::handle table_h, py::handle ids_h, py::handle values_h) {
   return r;
 }
 
+// `torch_extra`: () for the Keras kinds, else (wd_mode, weight_decay, decay, dampening,
+// init_buf, bias2_sqrt) for the torch.optim kinds (fastembed.torch.optim; fe/optim.hpp).
 fe::OptHyper hyper(int kind, double lr, double momentum, double b1, double b2, double eps,
-                   double step_size) {
-  if (kind < 0 || kind > 4) throw py::value_error("unknown optimizer kind " + std::to_string(kind));
+                   double step_size, const py::tuple& torch_extra = py::tuple()) {
+  if (kind < 0 || kind > fe::kOptKindLast)
+    throw py::value_error("unknown optimizer kind " + std::to_string(kind));
   fe::OptHyper h;
   h.kind = static_cast<fe::OptKind>(kind);
   h.lr = lr;
@@ -109,6 +112,21 @@ fe::OptHyper hyper(int kind, double lr, double momentum, double b1, double b2, d
   h.beta2 = b2;
   h.eps = eps;
   h.step_size = step_size;
+  if (kind >= static_cast<int>(fe::OptKind::kTorchSGD)) {
+    if (torch_extra.size() != 6)
+      throw py::value_error("the torch optimizer kinds take 6 extra hyperparameters");
+    h.wd_mode = torch_extra[0].cast<int>();
+    const bool adam = h.kind == fe::OptKind::kTorchAdam;
+    if (h.wd_mode < 0 || h.wd_mode > (adam ? 2 : 1))
+      throw py::value_error("unknown weight decay mode " + std::to_string(h.wd_mode));
+    h.weight_decay = torch_extra[1].cast<double>();
+    h.decay = torch_extra[2].cast<double>();
+    h.dampening = torch_extra[3].cast<double>();
+    h.init_buf = torch_extra[4].cast<bool>();
+    h.bias2_sqrt = torch_extra[5].cast<double>();
+  } else if (torch_extra.size() != 0) {
+    throw py::value_error("extra hyperparameters are for the torch optimizer kinds only");
+  }
   return h;
 }
 
@@ -145,11 +163,11 @@ void slot_ptrs(const fe::OptHyper& h, const Arr& var, py::handle s0_h, py::handl
 
 void apply_sparse(const SparseRows& r, py::handle table_h, py::handle s0_h, py::handle s1_h,
                   int kind, double lr, double momentum, double b1, double b2, double eps,
-                  double step_size, bool all_rows) {
+                  double step_size, bool all_rows, const py::tuple& torch_extra) {
   Arr t = writable_table(table_h, "table");
   if (t.dt != r.dt || t.dim(0) != r.rows || t.dim(1) != r.dim)
     throw py::value_error("the table changed shape or dtype since the gradient was prepared");
-  const fe::OptHyper h = hyper(kind, lr, momentum, b1, b2, eps, step_size);
+  const fe::OptHyper h = hyper(kind, lr, momentum, b1, b2, eps, step_size, torch_extra);
   char *s0, *s1;
   // The caller's values array, when the update reads it directly (prepare checked it
   // against the table; the slots are checked here).
@@ -221,7 +239,8 @@ void init_optim(py::module_& m) {
   m.def("optim_prepare", &prepare, py::arg("table"), py::arg("indices"), py::arg("values"));
   m.def("optim_sparse", &apply_sparse, py::arg("rows"), py::arg("table"), py::arg("s0"),
         py::arg("s1"), py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("beta_1"),
-        py::arg("beta_2"), py::arg("epsilon"), py::arg("step_size"), py::arg("all_rows"));
+        py::arg("beta_2"), py::arg("epsilon"), py::arg("step_size"), py::arg("all_rows"),
+        py::arg("torch_extra") = py::tuple());
   m.def("optim_check_dense", &check_dense, py::arg("variable"), py::arg("grad"));
   m.def("optim_dense", &apply_dense, py::arg("variable"), py::arg("grad"), py::arg("s0"),
         py::arg("s1"), py::arg("kind"), py::arg("lr"), py::arg("momentum"), py::arg("beta_1"),

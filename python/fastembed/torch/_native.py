@@ -1,0 +1,52 @@
+"""The one place fastembed.torch.optim calls into ``_core``'s optimizer kernels.
+
+Two calls, so that a step can validate every sparse gradient before it writes anything:
+:func:`prepare` checks and copies a gradient's ids (range-checked, duplicates summed
+natively) and :func:`apply` runs the fused pass over the touched rows.  Everything the
+kernels need about the method travels in one :class:`Hyper`, so a change of the binding's
+signature touches only :func:`apply`.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .. import _core
+
+# fe::OptKind values (src/cpp/fe/optim.hpp).
+ADAM = 4  # the Keras / torch SparseAdam form
+TORCH_SGD, TORCH_MOMENTUM, TORCH_NESTEROV, TORCH_ADAGRAD, TORCH_ADAM = 5, 6, 7, 8, 9
+# Weight decay modes of the torch kinds.
+WD_NONE, WD_L2, WD_DECOUPLED = 0, 1, 2
+
+
+class Hyper(NamedTuple):
+    """One step's constants for one parameter (the fields of fe::OptHyper)."""
+    kind: int
+    lr: float = 0.0
+    momentum: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 0.0
+    step_size: float = 0.0
+    wd_mode: int = WD_NONE
+    weight_decay: float = 0.0
+    decay: float = 1.0
+    dampening: float = 0.0
+    init_buf: bool = False
+    bias2_sqrt: float = 1.0
+
+
+def prepare(table, ids, values):
+    """Validate a sparse gradient against `table` (numpy views) without writing anything.
+
+    Raises IndexError (an id out of range), TypeError (dtypes) or ValueError (shapes).
+    """
+    return _core.optim_prepare(table, ids, values)
+
+
+def apply(prepared, table, s0, s1, h: Hyper) -> None:
+    """One fused native pass of `h`'s update over the rows of `prepared` (lazy)."""
+    extra = () if h.kind == ADAM else (h.wd_mode, h.weight_decay, h.decay, h.dampening,
+                                       h.init_buf, h.bias2_sqrt)
+    _core.optim_sparse(prepared, table, s0, s1, h.kind, h.lr, h.momentum, h.beta1, h.beta2,
+                       h.eps, h.step_size, False, extra)
