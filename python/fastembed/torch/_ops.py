@@ -175,11 +175,13 @@ def _freq_scale(ids: np.ndarray, mask_zero: bool, rows: np.ndarray,
 
 # --- embedding (a gather) ------------------------------------------------------------
 
-@torch.library.custom_op("fastembed::embedding", mutates_args=())
-def embedding(weight: Tensor, indices: Tensor, padding_idx: int, scale_grad_by_freq: bool,
+def _embedding_impl(weight: Tensor, indices: Tensor, padding_idx: int, scale_grad_by_freq: bool,
               sparse: bool) -> Tensor:
     table = _table(weight)
     return torch.from_numpy(_core.gather(table, _ids(indices, "input")))
+
+
+embedding = torch.library.custom_op("fastembed::embedding", _embedding_impl, mutates_args=())
 
 
 @embedding.register_fake
@@ -187,8 +189,7 @@ def _(weight, indices, padding_idx, scale_grad_by_freq, sparse):
     return weight.new_empty(tuple(indices.shape) + (weight.shape[1],))
 
 
-@torch.library.custom_op("fastembed::embedding_backward", mutates_args=())
-def embedding_backward(grad: Tensor, indices: Tensor, num_weights: int, padding_idx: int,
+def _embedding_backward_impl(grad: Tensor, indices: Tensor, num_weights: int, padding_idx: int,
                        scale_grad_by_freq: bool) -> tuple[Tensor, Tensor]:
     ids = _ids(indices, "input")
     _on_cpu(grad, "grad")
@@ -208,6 +209,9 @@ def embedding_backward(grad: Tensor, indices: Tensor, num_weights: int, padding_
     if scale_grad_by_freq and rows.shape[0]:
         values = _freq_scale(ids, False, rows, values)
     return torch.from_numpy(rows), torch.from_numpy(values)
+
+
+embedding_backward = torch.library.custom_op("fastembed::embedding_backward", _embedding_backward_impl, mutates_args=())
 
 
 @embedding_backward.register_fake
@@ -231,13 +235,13 @@ def _embedding_setup(ctx, inputs, output):
     ctx.args = (padding_idx, scale_grad_by_freq, sparse)
 
 
-def _embedding_grad(ctx, grad):
+def _embedding_grad(ctx, grad, backward=None):
     if not ctx.needs_input_grad[0]:
         return None, None, None, None, None
     (indices,) = ctx.saved_tensors
     padding_idx, scale, sparse = ctx.args
-    rows, values = torch.ops.fastembed.embedding_backward(grad, indices, ctx.shape[0],
-                                                          padding_idx, scale)
+    backward = backward or torch.ops.fastembed.embedding_backward
+    rows, values = backward(grad, indices, ctx.shape[0], padding_idx, scale)
     return (_weight_grad(rows, values, ctx.shape[0], ctx.shape[1], sparse),
             None, None, None, None)
 
@@ -247,8 +251,7 @@ embedding.register_autograd(_embedding_grad, setup_context=_embedding_setup)
 
 # --- embedding_bag ---------------------------------------------------------------------
 
-@torch.library.custom_op("fastembed::embedding_bag", mutates_args=())
-def embedding_bag(weight: Tensor, indices: Tensor, offsets: Optional[Tensor], mode: str,
+def _embedding_bag_impl(weight: Tensor, indices: Tensor, offsets: Optional[Tensor], mode: str,
                   per_sample_weights: Optional[Tensor], include_last_offset: bool,
                   padding_idx: int, scale_grad_by_freq: bool,
                   sparse: bool) -> tuple[Tensor, Tensor]:
@@ -268,6 +271,9 @@ def _bag_count(indices, offsets, include_last_offset):
     return offsets.shape[0] - 1 if include_last_offset else offsets.shape[0]
 
 
+embedding_bag = torch.library.custom_op("fastembed::embedding_bag", _embedding_bag_impl, mutates_args=())
+
+
 @embedding_bag.register_fake
 def _(weight, indices, offsets, mode, per_sample_weights, include_last_offset, padding_idx,
       scale_grad_by_freq, sparse):
@@ -278,8 +284,7 @@ def _(weight, indices, offsets, mode, per_sample_weights, include_last_offset, p
     return out, am
 
 
-@torch.library.custom_op("fastembed::embedding_bag_backward", mutates_args=())
-def embedding_bag_backward(grad: Tensor, indices: Tensor, offsets: Optional[Tensor],
+def _embedding_bag_backward_impl(grad: Tensor, indices: Tensor, offsets: Optional[Tensor],
                            argmax: Tensor, mode: str, per_sample_weights: Optional[Tensor],
                            include_last_offset: bool, padding_idx: int,
                            scale_grad_by_freq: bool,
@@ -303,6 +308,9 @@ def embedding_bag_backward(grad: Tensor, indices: Tensor, offsets: Optional[Tens
     return torch.from_numpy(rows), torch.from_numpy(values)
 
 
+embedding_bag_backward = torch.library.custom_op("fastembed::embedding_bag_backward", _embedding_bag_backward_impl, mutates_args=())
+
+
 @embedding_bag_backward.register_fake
 def _(grad, indices, offsets, argmax, mode, per_sample_weights, include_last_offset,
       padding_idx, scale_grad_by_freq, num_weights):
@@ -311,8 +319,7 @@ def _(grad, indices, offsets, argmax, mode, per_sample_weights, include_last_off
             grad.new_empty((k, grad.shape[-1])))
 
 
-@torch.library.custom_op("fastembed::embedding_bag_psw_backward", mutates_args=())
-def embedding_bag_psw_backward(grad: Tensor, weight: Tensor, indices: Tensor,
+def _embedding_bag_psw_backward_impl(grad: Tensor, weight: Tensor, indices: Tensor,
                                offsets: Optional[Tensor], mode: str,
                                per_sample_weights: Tensor, include_last_offset: bool,
                                padding_idx: int) -> Tensor:
@@ -331,6 +338,9 @@ def embedding_bag_psw_backward(grad: Tensor, weight: Tensor, indices: Tensor,
     return torch.from_numpy(full)
 
 
+embedding_bag_psw_backward = torch.library.custom_op("fastembed::embedding_bag_psw_backward", _embedding_bag_psw_backward_impl, mutates_args=())
+
+
 @embedding_bag_psw_backward.register_fake
 def _(grad, weight, indices, offsets, mode, per_sample_weights, include_last_offset,
       padding_idx):
@@ -346,19 +356,59 @@ def _bag_setup(ctx, inputs, output):
     ctx.args = (mode, include_last_offset, padding_idx, scale_grad_by_freq, sparse)
 
 
-def _bag_grad(ctx, grad, _grad_argmax):
+def _bag_grad(ctx, grad, _grad_argmax, backward=None, psw_backward=None):
     indices, offsets, argmax, psw, weight = ctx.saved_tensors
     mode, include_last_offset, padding_idx, scale, sparse = ctx.args
     gw = gp = None
     if ctx.needs_input_grad[0]:
-        rows, values = torch.ops.fastembed.embedding_bag_backward(
+        rows, values = (backward or torch.ops.fastembed.embedding_bag_backward)(
             grad, indices, offsets, argmax, mode, psw, include_last_offset, padding_idx,
             scale, ctx.shape[0])
         gw = _weight_grad(rows, values, ctx.shape[0], ctx.shape[1], sparse)
     if weight is not None:
-        gp = torch.ops.fastembed.embedding_bag_psw_backward(
+        gp = (psw_backward or torch.ops.fastembed.embedding_bag_psw_backward)(
             grad, weight, indices, offsets, mode, psw, include_last_offset, padding_idx)
     return gw, None, None, None, gp, None, None, None, None
 
 
 embedding_bag.register_autograd(_bag_grad, setup_context=_bag_setup)
+
+
+# --- the eager path ----------------------------------------------------------------------
+# Outside torch.compile the modules call the implementations through these Functions
+# (same implementations, same autograd formulas), or directly when no gradient is
+# wanted: a call through the dispatcher and custom_op's Python wrappers costs several
+# times a small lookup itself.  Under torch.compile they call torch.ops.fastembed.*.
+
+class EmbeddingFn(torch.autograd.Function):
+    # Old-style forward(ctx, ...): with a separate setup_context, apply() binds the
+    # arguments with inspect.signature on every call (about 50 us).
+    @staticmethod
+    def forward(ctx, weight, indices, padding_idx, scale_grad_by_freq, sparse):
+        inputs = (weight, indices, padding_idx, scale_grad_by_freq, sparse)
+        out = _embedding_impl(*inputs)
+        _embedding_setup(ctx, inputs, out)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        return _embedding_grad(ctx, grad, _embedding_backward_impl)
+
+
+class EmbeddingBagFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, weight, indices, offsets, mode, per_sample_weights, include_last_offset,
+                padding_idx, scale_grad_by_freq, sparse):
+        inputs = (weight, indices, offsets, mode, per_sample_weights, include_last_offset,
+                  padding_idx, scale_grad_by_freq, sparse)
+        out = _embedding_bag_impl(*inputs)
+        ctx.mark_non_differentiable(out[1])
+        _bag_setup(ctx, inputs, out)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad, grad_argmax):
+        return _bag_grad(ctx, grad, grad_argmax, _embedding_bag_backward_impl,
+                         _embedding_bag_psw_backward_impl)

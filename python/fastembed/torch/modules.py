@@ -109,8 +109,13 @@ class Embedding(torch.nn.Embedding):
             _ensure_hook(self)
         if self.max_norm is not None:
             _renorm(self.weight, input, self.max_norm, self.norm_type)
-        return torch.ops.fastembed.embedding(self.weight, input, _padding(self.padding_idx),
-                                             bool(self.scale_grad_by_freq), bool(self.sparse))
+        args = (self.weight, input, _padding(self.padding_idx), bool(self.scale_grad_by_freq),
+                bool(self.sparse))
+        if torch.compiler.is_compiling():
+            return torch.ops.fastembed.embedding(*args)
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            return _ops.EmbeddingFn.apply(*args)
+        return _ops._embedding_impl(*args)
 
 
 class EmbeddingBag(torch.nn.EmbeddingBag):
@@ -163,8 +168,12 @@ class EmbeddingBag(torch.nn.EmbeddingBag):
                                  f"{tuple(input.shape)}, got {tuple(per_sample_weights.shape)}")
         if self.max_norm is not None:
             _renorm(self.weight, input, self.max_norm, self.norm_type)
-        out, _ = torch.ops.fastembed.embedding_bag(
-            self.weight, input, offsets, self.mode, per_sample_weights,
-            bool(self.include_last_offset), _padding(self.padding_idx),
-            bool(self.scale_grad_by_freq), bool(self.sparse))
-        return out
+        args = (self.weight, input, offsets, self.mode, per_sample_weights,
+                bool(self.include_last_offset), _padding(self.padding_idx),
+                bool(self.scale_grad_by_freq), bool(self.sparse))
+        if torch.compiler.is_compiling():
+            return torch.ops.fastembed.embedding_bag(*args)[0]
+        if torch.is_grad_enabled() and (self.weight.requires_grad or (
+                per_sample_weights is not None and per_sample_weights.requires_grad)):
+            return _ops.EmbeddingBagFn.apply(*args)[0]
+        return _ops._embedding_bag_impl(*args)[0]
