@@ -487,7 +487,7 @@ BAD = ["id too large", "negative id", "dtype", "shape", "dense shape", "dense dt
 @pytest.mark.parametrize("kind", BAD)
 @pytest.mark.parametrize("cls,kw", [
     (fo.SparseAdam, {}), (fo.Adam, {}), (fo.AdamW, {}), (fo.Adagrad, {}),
-    (fo.SGD, dict(lr=0.1, momentum=0.9)),
+    (fo.SGD, dict(lr=0.1, momentum=0.9)), (fo.SGD, dict(lr=0.1)),
 ])
 def test_bad_gradient_changes_nothing(cls, kw, kind):
     good = sparse_grads(torch.float32, 2)
@@ -508,13 +508,49 @@ def test_bad_gradient_changes_nothing(cls, kw, kind):
     assert_unchanged(before, opt, params)
 
 
-def test_bad_ids_message_names_the_id():
+@pytest.mark.parametrize("cls,kw", [(fo.SparseAdam, {}), (fo.SGD, dict(lr=0.1))])
+def test_bad_ids_message_names_the_id(cls, kw):
     p = torch.nn.Parameter(init_weight(torch.float32))
-    opt = fo.SparseAdam([p])
+    opt = cls([p], **kw)
     p.grad, _ = bad_grad("id too large")
-    with pytest.raises(IndexError, match=f"{V}.*out of range.*{V} rows"):
+    with pytest.raises(IndexError, match=rf"\[1\] = {V} is out of range .* {V} rows"):
         opt.step()
-    assert opt.state[p] == {} or len(opt.state[p]) == 0
+    assert len(opt.state.get(p, {})) == 0
+    assert torch.equal(p.detach(), init_weight(torch.float32))
+
+
+@pytest.mark.parametrize("cls,kw", [(fo.Adam, {}), (fo.SGD, dict(lr=0.1))])
+def test_ctrl_c_during_a_step_arrives_after_the_whole_step(cls, kw, monkeypatch):
+    import signal
+    from fastembed.torch import _native
+
+    grads = sparse_grads(torch.float32, 1)
+    ps = [torch.nn.Parameter(init_weight(torch.float32, seed=s)) for s in (1, 2)]
+    qs = [torch.nn.Parameter(init_weight(torch.float32, seed=s)) for s in (1, 2)]
+    ref = cls(qs, **kw)
+    for q in qs:
+        q.grad = grads[0].clone()
+    ref.step()
+    opt = cls(ps, **kw)
+    for p in ps:
+        p.grad = grads[0].clone()
+    calls = []
+
+    def interrupting(real):
+        def f(*a, **k):
+            if not calls:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C after the first native write
+            calls.append(1)
+            return real(*a, **k)
+        return f
+
+    monkeypatch.setattr(_native, "apply", interrupting(_native.apply))
+    monkeypatch.setattr(_native, "scatter", interrupting(_native.scatter))
+    with pytest.raises(KeyboardInterrupt):
+        opt.step()
+    assert len(calls) == 2  # both parameters were updated before the interrupt arrived
+    for p, q in zip(ps, qs):
+        assert torch.equal(p, q)
 
 
 def test_non_contiguous_parameter_refused():
