@@ -9,12 +9,14 @@ parameter group may hold parameters with sparse gradients (COO, as
 * a dense gradient is applied by torch's own single-tensor implementation, so the
   result is exactly torch.optim's;
 * a sparse gradient is applied by ONE fused native pass over its touched rows
-  (duplicate ids of an uncoalesced gradient are summed first, natively).  The update is
+  (duplicate ids of an uncoalesced gradient are summed first, natively; plain ``SGD``,
+  linear in the gradient, adds the rows in order instead, as torch does).  The update is
   *lazy*: rows without a gradient are not touched, their optimizer state included, as
   ``torch.optim.SparseAdam`` does.  Where torch has the same semantics (``SparseAdam``,
-  ``Adagrad``, ``SGD`` without momentum) the results are torch's (``SparseAdam`` bit for
-  bit; the other two to an ulp or so per step: torch's CPU kernels fuse some
-  multiply-adds).  Where torch has none, the lazy extension is:
+  ``Adagrad``, ``SGD`` without momentum) the formulas are torch's term for term and the
+  results agree to an ulp or so per step (torch's vectorized CPU kernels fuse some
+  multiply-adds and do not always round ``sqrt`` correctly; ours round every operation,
+  so they do not depend on the CPU).  Where torch has none, the lazy extension is:
 
   - ``Adam``: the moments of a touched row decay by the row's own steps only; the bias
     correction uses the parameter's step count (as ``SparseAdam``);
@@ -346,8 +348,8 @@ class _Fused(_TorchOptimizer):
 class SparseAdam(_Fused):
     """torch.optim.SparseAdam with one fused native pass per sparse gradient.
 
-    Same arguments, defaults, formula and state (``step`` an int, ``exp_avg``,
-    ``exp_avg_sq``); results equal torch's bit for bit.  Unlike torch's, it also takes
+    Same arguments, defaults, formula (term for term) and state (``step`` an int,
+    ``exp_avg``, ``exp_avg_sq``).  Unlike torch's, it also takes
     dense gradients (the same lazy formula applied to every element), so one optimizer
     serves a whole model.  ``maximize=True`` is not implemented (ValueError).
     """
