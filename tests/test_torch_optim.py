@@ -26,16 +26,16 @@ def tight(dtype):
         dict(rtol=1e-14, atol=1e-15)
 
 
-def sparse_grads(dtype, steps, seed=0, v=V, d=D):
+def sparse_grads(dtype, steps, seed=0, v=V, d=D, batch=12):
     """Per step the (uncoalesced, with duplicate ids) gradient nn.Embedding(sparse=True)
     makes for a random batch; some rows are never touched."""
     gen = torch.Generator().manual_seed(seed)
     emb = torch.nn.Embedding(v, d, sparse=True, dtype=dtype)
     out = []
     for _ in range(steps):
-        ids = torch.randint(0, v // 2, (12,), generator=gen)  # rows v//2.. never touched
+        ids = torch.randint(0, v // 2, (batch,), generator=gen)  # rows v//2.. never touched
         ids[3] = ids[0]  # a duplicate for sure
-        w = torch.randn(12, d, generator=gen, dtype=dtype)
+        w = torch.randn(batch, d, generator=gen, dtype=dtype)
         emb.zero_grad()
         (emb(ids) * w).sum().backward()
         g = emb.weight.grad
@@ -614,3 +614,23 @@ def test_defaults_and_types_are_torchs():
         o1, o2 = ours([p]), theirs([p])
         assert isinstance(o1, torch.optim.Optimizer)
         assert o1.defaults == o2.defaults, ours.__name__
+
+
+@pytest.mark.parametrize("cls,kw", [
+    (fo.SparseAdam, {}), (fo.AdamW, dict(weight_decay=0.1)), (fo.Adagrad, {}),
+    (fo.SGD, dict(lr=0.1)), (fo.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+])
+def test_same_bits_for_any_thread_count(cls, kw):
+    import fastembed as fe
+
+    grads = sparse_grads(torch.float32, 3, v=6000, d=64, batch=4000)  # split across threads
+    w0 = init_weight(torch.float32, shape=(6000, 64))
+    before = fe.get_num_threads()
+    try:
+        out = []
+        for n in (1, 4):
+            fe.set_num_threads(n)
+            out.append(run(cls, w0, grads, **kw)[0])
+    finally:
+        fe.set_num_threads(before)
+    assert torch.equal(out[0], out[1])
