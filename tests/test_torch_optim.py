@@ -26,16 +26,16 @@ def tight(dtype):
         dict(rtol=1e-14, atol=1e-15)
 
 
-def sparse_grads(dtype, steps, seed=0, v=V, d=D):
+def sparse_grads(dtype, steps, seed=0, v=V, d=D, batch=12):
     """Per step the (uncoalesced, with duplicate ids) gradient nn.Embedding(sparse=True)
     makes for a random batch; some rows are never touched."""
     gen = torch.Generator().manual_seed(seed)
     emb = torch.nn.Embedding(v, d, sparse=True, dtype=dtype)
     out = []
     for _ in range(steps):
-        ids = torch.randint(0, v // 2, (12,), generator=gen)  # rows v//2.. never touched
+        ids = torch.randint(0, v // 2, (batch,), generator=gen)  # rows v//2.. never touched
         ids[3] = ids[0]  # a duplicate for sure
-        w = torch.randn(12, d, generator=gen, dtype=dtype)
+        w = torch.randn(batch, d, generator=gen, dtype=dtype)
         emb.zero_grad()
         (emb(ids) * w).sum().backward()
         g = emb.weight.grad
@@ -487,7 +487,7 @@ BAD = ["id too large", "negative id", "dtype", "shape", "dense shape", "dense dt
 @pytest.mark.parametrize("kind", BAD)
 @pytest.mark.parametrize("cls,kw", [
     (fo.SparseAdam, {}), (fo.Adam, {}), (fo.AdamW, {}), (fo.Adagrad, {}),
-    (fo.SGD, dict(lr=0.1, momentum=0.9)),
+    (fo.SGD, dict(lr=0.1, momentum=0.9)), (fo.SGD, dict(lr=0.1)),
 ])
 def test_bad_gradient_changes_nothing(cls, kw, kind):
     good = sparse_grads(torch.float32, 2)
@@ -508,13 +508,49 @@ def test_bad_gradient_changes_nothing(cls, kw, kind):
     assert_unchanged(before, opt, params)
 
 
-def test_bad_ids_message_names_the_id():
+@pytest.mark.parametrize("cls,kw", [(fo.SparseAdam, {}), (fo.SGD, dict(lr=0.1))])
+def test_bad_ids_message_names_the_id(cls, kw):
     p = torch.nn.Parameter(init_weight(torch.float32))
-    opt = fo.SparseAdam([p])
+    opt = cls([p], **kw)
     p.grad, _ = bad_grad("id too large")
-    with pytest.raises(IndexError, match=f"{V}.*out of range.*{V} rows"):
+    with pytest.raises(IndexError, match=rf"\[1\] = {V} is out of range .* {V} rows"):
         opt.step()
-    assert opt.state[p] == {} or len(opt.state[p]) == 0
+    assert len(opt.state.get(p, {})) == 0
+    assert torch.equal(p.detach(), init_weight(torch.float32))
+
+
+@pytest.mark.parametrize("cls,kw", [(fo.Adam, {}), (fo.SGD, dict(lr=0.1))])
+def test_ctrl_c_during_a_step_arrives_after_the_whole_step(cls, kw, monkeypatch):
+    import signal
+    from fastembed.torch import _native
+
+    grads = sparse_grads(torch.float32, 1)
+    ps = [torch.nn.Parameter(init_weight(torch.float32, seed=s)) for s in (1, 2)]
+    qs = [torch.nn.Parameter(init_weight(torch.float32, seed=s)) for s in (1, 2)]
+    ref = cls(qs, **kw)
+    for q in qs:
+        q.grad = grads[0].clone()
+    ref.step()
+    opt = cls(ps, **kw)
+    for p in ps:
+        p.grad = grads[0].clone()
+    calls = []
+
+    def interrupting(real):
+        def f(*a, **k):
+            if not calls:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C after the first native write
+            calls.append(1)
+            return real(*a, **k)
+        return f
+
+    monkeypatch.setattr(_native, "apply", interrupting(_native.apply))
+    monkeypatch.setattr(_native, "scatter", interrupting(_native.scatter))
+    with pytest.raises(KeyboardInterrupt):
+        opt.step()
+    assert len(calls) == 2  # both parameters were updated before the interrupt arrived
+    for p, q in zip(ps, qs):
+        assert torch.equal(p, q)
 
 
 def test_non_contiguous_parameter_refused():
@@ -578,3 +614,23 @@ def test_defaults_and_types_are_torchs():
         o1, o2 = ours([p]), theirs([p])
         assert isinstance(o1, torch.optim.Optimizer)
         assert o1.defaults == o2.defaults, ours.__name__
+
+
+@pytest.mark.parametrize("cls,kw", [
+    (fo.SparseAdam, {}), (fo.AdamW, dict(weight_decay=0.1)), (fo.Adagrad, {}),
+    (fo.SGD, dict(lr=0.1)), (fo.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+])
+def test_same_bits_for_any_thread_count(cls, kw):
+    import fastembed as fe
+
+    grads = sparse_grads(torch.float32, 3, v=6000, d=64, batch=4000)  # split across threads
+    w0 = init_weight(torch.float32, shape=(6000, 64))
+    before = fe.get_num_threads()
+    try:
+        out = []
+        for n in (1, 4):
+            fe.set_num_threads(n)
+            out.append(run(cls, w0, grads, **kw)[0])
+    finally:
+        fe.set_num_threads(before)
+    assert torch.equal(out[0], out[1])

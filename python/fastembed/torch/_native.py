@@ -4,7 +4,9 @@ Two calls, so that a step can validate every sparse gradient before it writes an
 :func:`prepare` checks and copies a gradient's ids (range-checked, duplicates summed
 natively) and :func:`apply` runs the fused pass over the touched rows.  Everything the
 kernels need about the method travels in one :class:`Hyper`, so a change of the binding's
-signature touches only :func:`apply`.
+signature touches only :func:`apply`.  :func:`scatter` is plain SGD's update, linear in
+the gradient, so duplicates need no coalescing: ``w[ids[i]] += scale * values[i]`` in
+order, as torch adds an uncoalesced gradient.
 """
 from __future__ import annotations
 
@@ -50,3 +52,9 @@ def apply(prepared, table, s0, s1, h: Hyper) -> None:
                                        h.init_buf, h.bias2_sqrt)
     _core.optim_sparse(prepared, table, s0, s1, h.kind, h.lr, h.momentum, h.beta1, h.beta2,
                        h.eps, h.step_size, False, extra)
+
+
+def scatter(table, ids, values, scale: float) -> None:
+    """``table[ids[i]] += scale * values[i]`` for i in order (one native pass; every id is
+    checked before any write)."""
+    _core.scatter_add(table, ids, values, scale)

@@ -9,12 +9,14 @@ parameter group may hold parameters with sparse gradients (COO, as
 * a dense gradient is applied by torch's own single-tensor implementation, so the
   result is exactly torch.optim's;
 * a sparse gradient is applied by ONE fused native pass over its touched rows
-  (duplicate ids of an uncoalesced gradient are summed first, natively).  The update is
+  (duplicate ids of an uncoalesced gradient are summed first, natively; plain ``SGD``,
+  linear in the gradient, adds the rows in order instead, as torch does).  The update is
   *lazy*: rows without a gradient are not touched, their optimizer state included, as
   ``torch.optim.SparseAdam`` does.  Where torch has the same semantics (``SparseAdam``,
-  ``Adagrad``, ``SGD`` without momentum) the results are torch's (``SparseAdam`` bit for
-  bit; the other two to an ulp or so per step: torch's CPU kernels fuse some
-  multiply-adds).  Where torch has none, the lazy extension is:
+  ``Adagrad``, ``SGD`` without momentum) the formulas are torch's term for term and the
+  results agree to an ulp or so per step (torch's vectorized CPU kernels fuse some
+  multiply-adds and do not always round ``sqrt`` correctly; ours round every operation,
+  so they do not depend on the CPU).  Where torch has none, the lazy extension is:
 
   - ``Adam``: the moments of a touched row decay by the row's own steps only; the bias
     correction uses the parameter's step count (as ``SparseAdam``);
@@ -130,17 +132,34 @@ def _rows_view(t):
 
 
 class _SparsePlan:
-    """A validated sparse (or, for SparseAdam, dense-as-all-rows) gradient of one param."""
+    """A validated sparse (or, for SparseAdam, dense-as-all-rows) gradient of one param:
+    `prepared` by _native.prepare, or for a linear update the raw `ids` and `values`."""
 
-    __slots__ = ("prepared", "table")
+    __slots__ = ("prepared", "table", "ids", "values")
 
-    def __init__(self, prepared, table):
+    def __init__(self, prepared, table, ids=None, values=None):
         self.prepared = prepared
         self.table = table
+        self.ids = ids
+        self.values = values
 
 
-def _prepare_sparse(p, g, where):
-    """Validate sparse gradient `g` of `p` (nothing is written) and return its plan."""
+def _check_ids_in_range(ids, rows, where) -> None:
+    if ids.numel() == 0:
+        return
+    lo, hi = torch.aminmax(ids)
+    if lo.item() < 0 or hi.item() >= rows:
+        bad = int(torch.nonzero((ids < 0) | (ids >= rows))[0, 0])
+        valid = f"valid ids: 0..{rows - 1}" if rows > 0 else "the table is empty"
+        raise IndexError(f"{where}: the gradient's indices[{bad}] = {int(ids[bad])} is out of "
+                         f"range for a table of {rows} rows ({valid})")
+
+
+def _prepare_sparse(p, g, where, linear=False):
+    """Validate sparse gradient `g` of `p` (nothing is written) and return its plan.
+
+    `linear`: the update is linear in the gradient (plain SGD), so it is applied to the
+    uncoalesced rows as they are, and only the ids' range is checked here."""
     if p.dtype not in _FLOATS:
         raise TypeError(f"{where}: sparse gradients need a float32 or float64 parameter, "
                         f"got {p.dtype}")
@@ -170,6 +189,9 @@ def _prepare_sparse(p, g, where):
                          f"rows")
     table = _rows_view(p)
     vals = vals.detach().contiguous().view(n, table.shape[1])
+    if linear:
+        _check_ids_in_range(ids, table.shape[0], where)
+        return _SparsePlan(None, table, ids.numpy(), vals.numpy())
     prepared = _native.prepare(table, ids.numpy(), vals.numpy())
     return _SparsePlan(prepared, table)
 
@@ -216,6 +238,10 @@ class _Fused(_TorchOptimizer):
 
     def _has_step(self) -> bool:
         return True
+
+    def _linear(self, hp) -> bool:
+        """Whether the sparse update is `w += scale * g` (no state): see _native.scatter."""
+        return False
 
     # -- the step ---------------------------------------------------------------------
     def _state_plan(self, p, hp, sparse, where):
@@ -273,7 +299,7 @@ class _Fused(_TorchOptimizer):
                 where = _where(gi, pi)
                 _check_param(p, where)
                 if g.layout == torch.sparse_coo:
-                    plan = _prepare_sparse(p, g, where)
+                    plan = _prepare_sparse(p, g, where, self._linear(hp))
                     state, fresh = self._state_plan(p, hp, True, where)
                     sparse.append((p, plan, state, fresh))
                 elif g.layout == torch.strided:
@@ -303,6 +329,9 @@ class _Fused(_TorchOptimizer):
                     if self._has_step():
                         st["step"] += 1  # in place for a tensor step, as torch does
                     h = self._sparse_hyper(hp, st, fresh)
+                    if plan.prepared is None:
+                        _native.scatter(plan.table, plan.ids, plan.values, -h.lr)
+                        continue
                     names = list(self._slot_init(hp, True))
                     s0 = _rows_view(st[names[0]]) if len(names) > 0 else None
                     s1 = _rows_view(st[names[1]]) if len(names) > 1 else None
@@ -319,8 +348,8 @@ class _Fused(_TorchOptimizer):
 class SparseAdam(_Fused):
     """torch.optim.SparseAdam with one fused native pass per sparse gradient.
 
-    Same arguments, defaults, formula and state (``step`` an int, ``exp_avg``,
-    ``exp_avg_sq``); results equal torch's bit for bit.  Unlike torch's, it also takes
+    Same arguments, defaults, formula (term for term) and state (``step`` an int,
+    ``exp_avg``, ``exp_avg_sq``).  Unlike torch's, it also takes
     dense gradients (the same lazy formula applied to every element), so one optimizer
     serves a whole model.  ``maximize=True`` is not implemented (ValueError).
     """
@@ -539,6 +568,10 @@ class SGD(_Fused):
 
     def _has_step(self):
         return False
+
+    def _linear(self, hp):
+        # torch adds an uncoalesced gradient's rows one by one; so do we, in one pass.
+        return hp["momentum"] == 0 and hp["weight_decay"] == 0
 
     def _group_hyper(self, group):
         hp = {"lr": _number(group["lr"], "lr", 0.0),
