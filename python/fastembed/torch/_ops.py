@@ -162,6 +162,12 @@ def _check_offsets(offs: np.ndarray, n: int) -> None:
         raise ValueError(f"offsets must be <= len(ids) = {n}: offsets[{b}]={int(offs[b])}")
 
 
+def _op(name: str, impl):
+    """``torch.ops.fastembed.<name>``: `impl` as a custom operator (functional: no input is
+    written, no output aliases an input)."""
+    return torch.library.custom_op(f"fastembed::{name}", impl, mutates_args=())
+
+
 def _freq_scale(ids: np.ndarray, mask_zero: bool, rows: np.ndarray,
                 values: np.ndarray) -> np.ndarray:
     """Divide each gradient row by its id's count in the batch (scale_grad_by_freq)."""
@@ -181,7 +187,7 @@ def _embedding_impl(weight: Tensor, indices: Tensor, padding_idx: int, scale_gra
     return torch.from_numpy(_core.gather(table, _ids(indices, "input")))
 
 
-embedding = torch.library.custom_op("fastembed::embedding", _embedding_impl, mutates_args=())
+embedding = _op("embedding", _embedding_impl)
 
 
 @embedding.register_fake
@@ -211,7 +217,7 @@ def _embedding_backward_impl(grad: Tensor, indices: Tensor, num_weights: int, pa
     return torch.from_numpy(rows), torch.from_numpy(values)
 
 
-embedding_backward = torch.library.custom_op("fastembed::embedding_backward", _embedding_backward_impl, mutates_args=())
+embedding_backward = _op("embedding_backward", _embedding_backward_impl)
 
 
 @embedding_backward.register_fake
@@ -271,7 +277,7 @@ def _bag_count(indices, offsets, include_last_offset):
     return offsets.shape[0] - 1 if include_last_offset else offsets.shape[0]
 
 
-embedding_bag = torch.library.custom_op("fastembed::embedding_bag", _embedding_bag_impl, mutates_args=())
+embedding_bag = _op("embedding_bag", _embedding_bag_impl)
 
 
 @embedding_bag.register_fake
@@ -308,7 +314,7 @@ def _embedding_bag_backward_impl(grad: Tensor, indices: Tensor, offsets: Optiona
     return torch.from_numpy(rows), torch.from_numpy(values)
 
 
-embedding_bag_backward = torch.library.custom_op("fastembed::embedding_bag_backward", _embedding_bag_backward_impl, mutates_args=())
+embedding_bag_backward = _op("embedding_bag_backward", _embedding_bag_backward_impl)
 
 
 @embedding_bag_backward.register_fake
@@ -338,7 +344,7 @@ def _embedding_bag_psw_backward_impl(grad: Tensor, weight: Tensor, indices: Tens
     return torch.from_numpy(full)
 
 
-embedding_bag_psw_backward = torch.library.custom_op("fastembed::embedding_bag_psw_backward", _embedding_bag_psw_backward_impl, mutates_args=())
+embedding_bag_psw_backward = _op("embedding_bag_psw_backward", _embedding_bag_psw_backward_impl)
 
 
 @embedding_bag_psw_backward.register_fake
