@@ -231,6 +231,42 @@ def test_embedding_bag_scale_grad_by_freq(mode, sparse):
         float(g[0, 0]) / (3 if mode == "mean" else 1), rel=1e-12)
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("mode", ["sum", "mean", "max"])
+def test_float16_weights(mode, sparse):
+    # Gathers are bit copies; bags pool in float32 and round once, torch pools in float16
+    # steps, so they agree to float16 rounding; gradients likewise (computed in float32).
+    w = _weight(torch.float32).half()
+    e, e_ref = _pair(fet.Embedding, torch.nn.Embedding, w, sparse=sparse)
+    ids = torch.tensor([[1, 5, 5], [0, 22, 7]])
+    out = e(ids)
+    assert out.dtype == torch.float16 and torch.equal(out, e_ref(ids))
+    out.sum().backward()
+    e_ref(ids).sum().backward()
+    assert e.weight.grad.dtype == torch.float16
+    torch.testing.assert_close(e.weight.grad.to_dense(), e_ref.weight.grad.to_dense())
+    if mode == "max" and sparse:
+        return
+    b, b_ref = _pair(fet.EmbeddingBag, torch.nn.EmbeddingBag, w, mode=mode, sparse=sparse)
+    offsets = torch.tensor([0, 2, 2])
+    flat = ids.reshape(-1)
+    psw = torch.rand(6).half() if mode == "sum" else None
+    p1 = p2 = None
+    if psw is not None:
+        p1, p2 = psw.clone().requires_grad_(), psw.clone().requires_grad_()
+    out, want = b(flat, offsets, p1), b_ref(flat, offsets, p2)
+    assert out.dtype == torch.float16
+    torch.testing.assert_close(out, want, rtol=2e-3, atol=2e-3)
+    g = torch.randn(out.shape).half()
+    out.backward(g)
+    want.backward(g)
+    torch.testing.assert_close(b.weight.grad.to_dense(), b_ref.weight.grad.to_dense(),
+                               rtol=2e-3, atol=2e-3)
+    if p1 is not None:
+        assert p1.grad.dtype == torch.float16
+        torch.testing.assert_close(p1.grad, p2.grad, rtol=5e-3, atol=5e-3)
+
+
 # --- checkpoints and constructors -------------------------------------------------------
 
 def test_state_dict_round_trips_between_torch_and_fastembed(tmp_path):
@@ -320,7 +356,7 @@ def test_bad_weight_and_devices():
     _unchanged(m, lambda: m(torch.tensor([[1]], device="meta")), ValueError, "CPU")
     with pytest.raises(ValueError, match="CPU"):
         fet.Embedding(V, D, device="cuda")
-    with pytest.raises(TypeError, match="float32 and float64"):
+    with pytest.raises(TypeError, match="float32, float64 and float16"):
         fet.EmbeddingBag(V, D, dtype=torch.int32)
     with pytest.raises(ValueError, match="mode"):
         fet.EmbeddingBag(V, D, mode="median")

@@ -36,6 +36,9 @@ from .. import _bagops, _core
 __all__: list[str] = []
 
 _FLOATS = (torch.float32, torch.float64)
+# float16 weights: looked up as stored (gathers) or pooled in float32 and rounded once
+# (bags); their gradients are computed in float32 and rounded to float16.
+_TABLES = _FLOATS + (torch.float16,)
 _INTS = (torch.int32, torch.int64)
 
 
@@ -48,8 +51,8 @@ def _on_cpu(t: Tensor, name: str) -> None:
 def _table(weight: Tensor) -> np.ndarray:
     """The weight's buffer as a numpy array, shared (the kernels read it in place)."""
     _on_cpu(weight, "weight")
-    if weight.dtype not in _FLOATS:
-        raise TypeError(f"weight must be float32 or float64, got {weight.dtype}")
+    if weight.dtype not in _TABLES:
+        raise TypeError(f"weight must be float32, float64 or float16, got {weight.dtype}")
     if weight.dim() != 2:
         raise ValueError(f"weight must be 2-D (num_embeddings, embedding_dim), got shape "
                          f"{tuple(weight.shape)}")
@@ -73,6 +76,14 @@ def _values(t: Tensor, name: str, like: Tensor) -> np.ndarray:
     if t.dtype != like.dtype:
         raise TypeError(f"{name} must have the weight's dtype {like.dtype}, got {t.dtype}")
     return t.detach().contiguous().numpy()
+
+
+def _grad32(grad: Tensor) -> np.ndarray:
+    """The gradient as the kernels take it (a float16 one widened to float32)."""
+    g = grad.detach()
+    if g.dtype == torch.float16:
+        g = g.float()
+    return g.contiguous().numpy()
 
 
 def _bag_inputs(indices: Tensor, offsets: Optional[Tensor], psw: Optional[Tensor],
@@ -199,12 +210,12 @@ def _embedding_backward_impl(grad: Tensor, indices: Tensor, num_weights: int, pa
                        scale_grad_by_freq: bool) -> tuple[Tensor, Tensor]:
     ids = _ids(indices, "input")
     _on_cpu(grad, "grad")
-    if grad.dtype not in _FLOATS:
-        raise TypeError(f"grad must be float32 or float64, got {grad.dtype}")
+    if grad.dtype not in _TABLES:
+        raise TypeError(f"grad must be float32, float64 or float16, got {grad.dtype}")
     if tuple(grad.shape[:-1]) != tuple(ids.shape) or grad.dim() != ids.ndim + 1:
         raise ValueError(f"grad must have shape input.shape + (embedding_dim,) = "
                          f"{tuple(ids.shape)} + (D,), got {tuple(grad.shape)}")
-    g = grad.detach().contiguous().numpy().reshape(-1, grad.shape[-1])
+    g = _grad32(grad).reshape(-1, grad.shape[-1])
     flat = ids.reshape(-1, 1)
     rows, values = _core.embedding_bag_backward(g, flat, None, "sum", None, padding_idx == 0,
                                                 None, int(num_weights))
@@ -214,7 +225,7 @@ def _embedding_backward_impl(grad: Tensor, indices: Tensor, num_weights: int, pa
             rows, values = rows[keep], values[keep]
     if scale_grad_by_freq and rows.shape[0]:
         values = _freq_scale(ids, False, rows, values)
-    return torch.from_numpy(rows), torch.from_numpy(values)
+    return torch.from_numpy(rows), torch.from_numpy(values).to(grad.dtype)
 
 
 embedding_backward = _op("embedding_backward", _embedding_backward_impl)
@@ -268,7 +279,7 @@ def _embedding_bag_impl(weight: Tensor, indices: Tensor, offsets: Optional[Tenso
                                               include_last_offset, padding_idx, weight)
     out, argmax = _core.embedding_bag(table, ids, offs, mode, pw, mask_zero, mode == "max")
     am = torch.from_numpy(argmax) if argmax is not None else torch.empty(0, dtype=torch.int64)
-    return torch.from_numpy(out), am
+    return torch.from_numpy(out).to(weight.dtype), am
 
 
 def _bag_count(indices, offsets, include_last_offset):
@@ -296,8 +307,8 @@ def _embedding_bag_backward_impl(grad: Tensor, indices: Tensor, offsets: Optiona
                            scale_grad_by_freq: bool,
                            num_weights: int) -> tuple[Tensor, Tensor]:
     _on_cpu(grad, "grad")
-    if grad.dtype not in _FLOATS:
-        raise TypeError(f"grad must be float32 or float64, got {grad.dtype}")
+    if grad.dtype not in _TABLES:
+        raise TypeError(f"grad must be float32, float64 or float16, got {grad.dtype}")
     ids, offs, pw, mask_zero, _ = _bag_inputs(indices, offsets, per_sample_weights,
                                               include_last_offset, padding_idx, grad)
     am = None
@@ -306,12 +317,14 @@ def _embedding_bag_backward_impl(grad: Tensor, indices: Tensor, offsets: Optiona
         if argmax.dtype != torch.int64:
             raise TypeError(f"argmax must be int64 (from the forward), got {argmax.dtype}")
         am = argmax.detach().contiguous().numpy()
-    g = grad.detach().contiguous().numpy()
+    g = _grad32(grad)
+    if pw is not None and pw.dtype == np.float16:
+        pw = pw.astype(np.float32)
     rows, values = _bagops.bag_backward(g, ids, offs, mode, pw, mask_zero, am,
                                         int(num_weights))
     if scale_grad_by_freq and rows.shape[0]:
         values = _freq_scale(ids, mask_zero, rows, values)
-    return torch.from_numpy(rows), torch.from_numpy(values)
+    return torch.from_numpy(rows), torch.from_numpy(values).to(grad.dtype)
 
 
 embedding_bag_backward = _op("embedding_bag_backward", _embedding_bag_backward_impl)
@@ -332,7 +345,10 @@ def _embedding_bag_psw_backward_impl(grad: Tensor, weight: Tensor, indices: Tens
     table = _table(weight)
     ids, offs, pw, mask_zero, keep = _bag_inputs(indices, offsets, per_sample_weights,
                                                  include_last_offset, padding_idx, weight)
-    g = _values(grad, "grad", weight)
+    _values(grad, "grad", weight)
+    g = _grad32(grad)
+    if pw is not None and pw.dtype == np.float16:
+        pw = pw.astype(np.float32)
     gw = _bagops.embedding_bag_per_sample_weights_backward(g, table, ids, offs, mode, pw,
                                                            mask_zero)
     full = np.zeros(per_sample_weights.shape, gw.dtype)
@@ -341,7 +357,7 @@ def _embedding_bag_psw_backward_impl(grad: Tensor, weight: Tensor, indices: Tens
     else:
         # Weights of ids in no bag (include_last_offset with one offset) get zeros.
         full.reshape(-1)[:gw.size] = gw.reshape(-1)
-    return torch.from_numpy(full)
+    return torch.from_numpy(full).to(per_sample_weights.dtype)
 
 
 embedding_bag_psw_backward = _op("embedding_bag_psw_backward", _embedding_bag_psw_backward_impl)

@@ -14,7 +14,7 @@ from . import _ops  # noqa: F401  (registers torch.ops.fastembed.*)
 
 __all__ = ["Embedding", "EmbeddingBag"]
 
-_DTYPES = (torch.float32, torch.float64)
+_DTYPES = (torch.float32, torch.float64, torch.float16)
 
 
 def _check_factory(device, dtype, cls: str) -> None:
@@ -22,8 +22,8 @@ def _check_factory(device, dtype, cls: str) -> None:
         raise ValueError(f"fastembed.torch.{cls} runs on the CPU, got device={device!r}; "
                          f"use torch.nn.{cls} on other devices")
     if dtype is not None and dtype not in _DTYPES:
-        raise TypeError(f"fastembed.torch.{cls} supports float32 and float64 weights, got "
-                        f"dtype={dtype}")
+        raise TypeError(f"fastembed.torch.{cls} supports float32, float64 and float16 "
+                        f"weights, got dtype={dtype}")
 
 
 def _check_input(module, input: Tensor, name: str = "input") -> None:
@@ -81,7 +81,7 @@ def _renorm(weight: Tensor, input: Tensor, max_norm: float, norm_type: float) ->
 
 
 class Embedding(torch.nn.Embedding):
-    """``torch.nn.Embedding`` on fastembed's kernels (CPU, float32/float64 weights).
+    """``torch.nn.Embedding`` on fastembed's kernels (CPU; float32, float64 or float16 weights).
 
     Every argument of ``torch.nn.Embedding`` is accepted with its meaning.  The forward
     is a gather (bit for bit torch's); the weight gradient is summed per row in index
@@ -119,7 +119,7 @@ class Embedding(torch.nn.Embedding):
 
 
 class EmbeddingBag(torch.nn.EmbeddingBag):
-    """``torch.nn.EmbeddingBag`` on fastembed's kernels (CPU, float32/float64 weights).
+    """``torch.nn.EmbeddingBag`` on fastembed's kernels (CPU; float32, float64 or float16 weights).
 
     Every argument of ``torch.nn.EmbeddingBag`` is accepted with its meaning; results
     equal torch's to float rounding (pooled sums are added in position order).  Where
