@@ -1,20 +1,20 @@
-"""``fastembed.ops.embedding_bag`` and the bag backward used by ``EmbeddingBag``.
+"""``fastembed.ops.embedding_bag``, its stateless backward, and the bag calls of the layers.
 
-Ids and offsets are normalized here (``fastembed._ids``); everything else is validated
-and computed in ``_core`` (src/cpp/bindings/bind_bag.cpp over src/cpp/fe/bag.hpp).
+Ids, offsets and weights are normalized here (``fastembed._ids``); everything else is
+validated and computed in ``_core`` (src/cpp/bindings/bind_bag.cpp over src/cpp/fe/bag.hpp).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from . import _core
-from ._ids import as_ids, as_values_like
+from ._ids import as_ids, as_values, as_values_like
 
-__all__ = ["embedding_bag"]
+__all__ = ["embedding_bag", "embedding_bag_backward", "embedding_bag_per_sample_weights_backward"]
 
 
 def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
-                  mask_zero=False):
+                  mask_zero=False, return_argmax=False):
     """Pool rows of `table` into bags.
 
     Parameters
@@ -36,11 +36,18 @@ def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
         (zeros when the weights sum to 0); refused with ``max`` (ValueError).
     mask_zero : bool
         Leave the id 0 out of every bag.
+    return_argmax : bool
+        Also return, for ``max``, which row supplied each output element (what
+        ``embedding_bag_backward`` needs to route the gradient).
 
     Returns
     -------
-    ndarray, shape (B, D), the table's dtype (float32 for half and quantized tables)
+    out : ndarray, shape (B, D), the table's dtype (float32 for half and quantized tables)
         An empty bag (or one holding only masked ids) gives zeros.
+    argmax : ndarray, shape (B, D), int64, or None
+        Only with ``return_argmax=True`` (the result is then the pair ``(out, argmax)``):
+        for ``max``, the id of the row that supplied ``out[b, k]`` (-1 for an empty bag);
+        None for ``sum`` and ``mean``.
 
     Notes
     -----
@@ -64,7 +71,125 @@ def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
         Bad offsets (naming the position and value), wrong shapes, a bad mode, an output
         too large for 64-bit sizes.
     """
-    return bag_forward(table, ids, offsets, mode, per_sample_weights, mask_zero, False)[0]
+    out, argmax = bag_forward(table, ids, offsets, mode, per_sample_weights, mask_zero,
+                              return_argmax)
+    return (out, argmax) if return_argmax else out
+
+
+def embedding_bag_backward(grad_output, ids, rows, offsets=None, mode="sum",
+                           per_sample_weights=None, mask_zero=False, argmax=None):
+    """The table gradient of one ``embedding_bag`` call, coalesced.
+
+    Stateless: given the forward's arguments (and, for ``max``, its argmax), the gradient
+    of ``sum(grad_output * embedding_bag(table, ids, ...))`` with respect to the table.
+    The table itself is not needed (the pooling is linear in it; ``max`` routes through
+    `argmax`).
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (B, D), float32 or float64
+        The gradient of the forward's output; its dtype is the gradient's dtype.
+    ids, offsets, mode, per_sample_weights, mask_zero
+        As given to ``embedding_bag`` (validated the same way).
+    rows : int
+        The table's number of rows ``V``: every id (and argmax) must lie in ``[0, V)``.
+    argmax : ndarray, shape (B, D), int64, optional
+        Required for ``max``: the second result of
+        ``embedding_bag(..., mode="max", return_argmax=True)``; ignored otherwise.
+
+    Returns
+    -------
+    indices : ndarray, shape (K,), int64
+        The sorted unique rows that receive a gradient (masked ids, and ids whose bag
+        has no gradient path such as an empty ``max`` bag, are left out; a row whose
+        weights are zero is still listed, with zeros).
+    values : ndarray, shape (K, D), the dtype of `grad_output`
+        ``values[j]`` is the summed gradient of row ``indices[j]``: for ``sum``
+        ``sum_i w_i grad_output[bag(i)]`` over the positions ``i`` holding that row;
+        for ``mean`` each term is divided by its bag's count (or weight sum; a bag
+        whose weights sum to 0 contributes zeros); for ``max``, ``grad_output[b, k]``
+        goes to row ``argmax[b, k]``, column ``k``. Each row is summed in position
+        order, so the result does not depend on the thread count.
+
+    Raises
+    ------
+    IndexError
+        An id (or argmax entry) outside ``[0, rows)``.
+    TypeError
+        Float ids, a non-float gradient, weights or argmax of another dtype.
+    ValueError
+        Bad offsets, `grad_output` not of shape ``(B, D)``, ``max`` without `argmax`,
+        a bad mode.
+    """
+    if mode == "max" and argmax is None:
+        raise ValueError("mode 'max' needs the argmax of the forward pass: "
+                         "embedding_bag(..., mode='max', return_argmax=True)")
+    if not isinstance(rows, (int, np.integer)) or isinstance(rows, (bool, np.bool_)):
+        raise TypeError(f"rows must be an int, got {type(rows).__name__}")
+    return bag_backward(grad_output, ids, offsets, mode, per_sample_weights, mask_zero, argmax,
+                        rows)
+
+
+def embedding_bag_per_sample_weights_backward(grad_output, table, ids, offsets=None,
+                                              mode="sum", per_sample_weights=None,
+                                              mask_zero=False):
+    """The gradient of one ``embedding_bag`` call with respect to its per_sample_weights.
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (B, D)
+        The gradient of the forward's output, in the forward output's dtype.
+    table, ids, offsets, mode, per_sample_weights, mask_zero
+        As given to ``embedding_bag``. `per_sample_weights` is needed for ``mean``
+        (the output depends on their sum) and may be None for ``sum``.
+
+    Returns
+    -------
+    ndarray, the shape of `ids`, the forward output's dtype
+        ``sum``: ``grad_w[i] = grad_output[b] . table[ids[i]]``; ``mean``:
+        ``(grad_output[b] . table[ids[i]] - grad_output[b] . out[b]) / W_b`` with
+        ``W_b`` the bag's weight sum (zeros for a bag whose weights sum to 0).
+        Masked positions get 0. ``b`` is the bag holding position ``i``.
+
+    Raises
+    ------
+    As ``embedding_bag`` (ValueError for mode ``max``, which takes no weights), and
+    ValueError / TypeError for a `grad_output` of another shape / dtype than the output.
+    """
+    if mode not in ("sum", "mean"):
+        raise ValueError(f"per_sample_weights have a gradient in mode 'sum' and 'mean' only, "
+                         f"got mode {mode!r}")
+    if mode == "mean" and per_sample_weights is None:
+        raise ValueError("mode 'mean' needs the per_sample_weights of the forward pass")
+    # The forward validates ids, offsets and weights exactly as the forward call did.
+    out = bag_forward(table, ids, offsets, mode, per_sample_weights, mask_zero, False)[0]
+    grad = as_values(grad_output, out.dtype, "grad_output")
+    if grad.shape != out.shape:
+        raise ValueError(f"grad_output must have the output's shape {out.shape}, "
+                         f"got {grad.shape}")
+    ids_a = as_ids(ids)
+    flat = ids_a.reshape(-1)
+    n = flat.shape[0]
+    if ids_a.ndim == 2:
+        bag = np.repeat(np.arange(ids_a.shape[0]), ids_a.shape[1])
+    else:
+        starts = as_ids(offsets, name="offsets").astype(np.int64)
+        bag = np.repeat(np.arange(starts.shape[0]), np.diff(np.append(starts, n)))
+    emb = _core.gather(table, flat)
+    if emb.dtype != out.dtype:  # half tables: gathered as stored, pooled in float32
+        emb = emb.astype(out.dtype)
+    dots = np.einsum("nd,nd->n", emb, grad[bag]) if n else np.zeros(0, out.dtype)
+    keep = (flat != 0) if mask_zero else None
+    if mode == "mean":
+        w = np.asarray(per_sample_weights, dtype=out.dtype).reshape(-1)
+        wk = w if keep is None else np.where(keep, w, 0)
+        wsum = np.bincount(bag, weights=wk, minlength=out.shape[0]).astype(out.dtype)
+        centre = np.einsum("bd,bd->b", grad, out)
+        safe = np.where(wsum != 0, wsum, 1)
+        dots = np.where(wsum[bag] != 0, (dots - centre[bag]) / safe[bag], 0)
+    if keep is not None:
+        dots = np.where(keep, dots, 0)
+    return np.ascontiguousarray(dots, dtype=out.dtype).reshape(ids_a.shape)
 
 
 def _inputs(like, ids, offsets, per_sample_weights):

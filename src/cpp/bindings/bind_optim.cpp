@@ -133,8 +133,18 @@ void slot_ptrs(const fe::OptHyper& h, const Arr& var, const py::dict& slots, cha
   }
 }
 
+// The fields a kernel branches on, checked once before any write.
+void check_hyper(const fe::OptHyper& h) {
+  const bool torch_kind = static_cast<int>(h.kind) >= static_cast<int>(fe::OptKind::kTorchSGD);
+  const int max_mode = h.kind == fe::OptKind::kTorchAdam ? 2 : (torch_kind ? 1 : 0);
+  if (h.wd_mode < 0 || h.wd_mode > max_mode)
+    throw py::value_error("weight decay mode " + std::to_string(h.wd_mode) +
+                          " is not one this method has (0.." + std::to_string(max_mode) + ")");
+}
+
 void apply_sparse(const SparseRows& r, py::handle table_h, const py::dict& slots,
                   const fe::OptHyper& h, bool all_rows) {
+  check_hyper(h);
   Arr t = writable_table(table_h, "table");
   if (t.dt != r.dt || t.dim(0) != r.rows || t.dim(1) != r.dim)
     throw py::value_error("the table changed shape or dtype since the gradient was prepared");
@@ -178,6 +188,7 @@ py::object check_dense(py::handle var_h, py::handle grad_h) {
 
 void apply_dense(py::handle var_h, py::handle grad_h, const py::dict& slots,
                  const fe::OptHyper& h) {
+  check_hyper(h);
   py::object g_o = check_dense(var_h, grad_h);
   Arr var = view(var_h);
   Arr g = view(g_o);
@@ -205,7 +216,12 @@ void init_optim(py::module_& m) {
       .value("MOMENTUM", fe::OptKind::kMomentum)
       .value("NESTEROV", fe::OptKind::kNesterov)
       .value("ADAGRAD", fe::OptKind::kAdagrad)
-      .value("ADAM", fe::OptKind::kAdam);
+      .value("ADAM", fe::OptKind::kAdam)
+      .value("TORCH_SGD", fe::OptKind::kTorchSGD)
+      .value("TORCH_MOMENTUM", fe::OptKind::kTorchMomentum)
+      .value("TORCH_NESTEROV", fe::OptKind::kTorchNesterov)
+      .value("TORCH_ADAGRAD", fe::OptKind::kTorchAdagrad)
+      .value("TORCH_ADAM", fe::OptKind::kTorchAdam);
   py::class_<fe::OptHyper>(m, "OptHyper", "The hyperparameters of one update (fe/optim.hpp).")
       .def(py::init<>())
       .def_readwrite("kind", &fe::OptHyper::kind)
@@ -214,7 +230,13 @@ void init_optim(py::module_& m) {
       .def_readwrite("beta1", &fe::OptHyper::beta1)
       .def_readwrite("beta2", &fe::OptHyper::beta2)
       .def_readwrite("eps", &fe::OptHyper::eps)
-      .def_readwrite("step_size", &fe::OptHyper::step_size);
+      .def_readwrite("step_size", &fe::OptHyper::step_size)
+      .def_readwrite("wd_mode", &fe::OptHyper::wd_mode)
+      .def_readwrite("weight_decay", &fe::OptHyper::weight_decay)
+      .def_readwrite("decay", &fe::OptHyper::decay)
+      .def_readwrite("dampening", &fe::OptHyper::dampening)
+      .def_readwrite("init_buf", &fe::OptHyper::init_buf)
+      .def_readwrite("bias2_sqrt", &fe::OptHyper::bias2_sqrt);
   m.def("opt_slot_names", [](fe::OptKind k) {
     py::tuple names(fe::opt_num_slots(k));
     for (int i = 0; i < fe::opt_num_slots(k); ++i) names[i] = py::str(fe::opt_slot_name(k, i));

@@ -17,6 +17,8 @@ namespace {
 template <class T>
 struct Consts {
   T lr, neg_lr, mom, b1c, b2c, eps, step;
+  // torch kinds
+  T wd, decay, buf_mom, buf_damp, b2, neg_step, bias2_sqrt;
   explicit Consts(const OptHyper& h)
       : lr(static_cast<T>(h.lr)),
         neg_lr(static_cast<T>(-h.lr)),
@@ -24,15 +26,68 @@ struct Consts {
         b1c(static_cast<T>(1.0 - h.beta1)),
         b2c(static_cast<T>(1.0 - h.beta2)),
         eps(static_cast<T>(h.eps)),
-        step(static_cast<T>(h.step_size)) {}
+        step(static_cast<T>(h.step_size)),
+        wd(static_cast<T>(h.weight_decay)),
+        decay(static_cast<T>(h.decay)),
+        // torch's first momentum step clones the gradient: 0 * 0 + 1 * g is g exactly
+        // (the buffer is still all zeros then), so one formula serves both steps.
+        buf_mom(h.init_buf ? T(0) : static_cast<T>(h.momentum)),
+        buf_damp(h.init_buf ? T(1) : static_cast<T>(1.0 - h.dampening)),
+        b2(static_cast<T>(h.beta2)),
+        neg_step(static_cast<T>(-h.step_size)),
+        bias2_sqrt(static_cast<T>(h.bias2_sqrt)) {}
 };
 
+constexpr bool is_torch_kind(OptKind k) noexcept {
+  return static_cast<int>(k) >= static_cast<int>(OptKind::kTorchSGD);
+}
+
 // One row (or run of elements) of the update; FD > 0 is the compile-time width.
-template <OptKind K, class T, int64_t FD>
+// The torch.optim forms (optim.hpp); WD is the weight decay mode (0 none, 1 L2, 2 decoupled).
+template <OptKind K, int WD, class T, int64_t FD>
+FE_INLINE void update_torch(const Consts<T>& c, T* FE_RESTRICT w, T* FE_RESTRICT s0,
+                            T* FE_RESTRICT s1, const T* FE_RESTRICT g, int64_t n_rt) {
+  const int64_t n = FD > 0 ? FD : n_rt;
+  (void)s0;
+  (void)s1;
+  for (int64_t j = 0; j < n; ++j) {
+    T wj = w[j];
+    T gj = g[j];
+    if constexpr (WD == 1) gj = gj + c.wd * wj;
+    if constexpr (WD == 2) wj = wj * c.decay;
+    if constexpr (K == OptKind::kTorchSGD) {
+      w[j] = wj + c.neg_lr * gj;
+    } else if constexpr (K == OptKind::kTorchMomentum) {
+      const T b = c.buf_mom * s0[j] + c.buf_damp * gj;
+      s0[j] = b;
+      w[j] = wj + c.neg_lr * b;
+    } else if constexpr (K == OptKind::kTorchNesterov) {
+      const T b = c.buf_mom * s0[j] + c.buf_damp * gj;
+      s0[j] = b;
+      w[j] = wj + c.neg_lr * (gj + c.mom * b);
+    } else if constexpr (K == OptKind::kTorchAdagrad) {
+      const T a = s0[j] + gj * gj;
+      s0[j] = a;
+      w[j] = wj + c.neg_lr * (gj / (std::sqrt(a) + c.eps));
+    } else {
+      static_assert(K == OptKind::kTorchAdam, "a torch kind");
+      const T m = s0[j] + c.b1c * (gj - s0[j]);
+      const T v = s1[j] * c.b2 + (c.b2c * gj) * gj;
+      s0[j] = m;
+      s1[j] = v;
+      w[j] = wj + c.neg_step * (m / (std::sqrt(v) / c.bias2_sqrt + c.eps));
+    }
+  }
+}
+
+template <OptKind K, int WD, class T, int64_t FD>
 FE_INLINE void update(const Consts<T>& c, T* FE_RESTRICT w, T* FE_RESTRICT s0,
                       T* FE_RESTRICT s1, const T* FE_RESTRICT g, int64_t n_rt) {
   const int64_t n = FD > 0 ? FD : n_rt;
-  if constexpr (K == OptKind::kSGD) {
+  if constexpr (is_torch_kind(K)) {
+    (void)n;
+    update_torch<K, WD, T, FD>(c, w, s0, s1, g, n_rt);
+  } else if constexpr (K == OptKind::kSGD) {
     (void)s0;
     (void)s1;
     for (int64_t j = 0; j < n; ++j) w[j] += c.neg_lr * g[j];
@@ -75,12 +130,12 @@ FE_INLINE void prefetch_row(const void* p, int64_t bytes) {
   for (int64_t o = 0; o < bytes; o += 64) prefetch_write(c + o);
 }
 
-template <OptKind K, class T, int64_t FD>
+template <OptKind K, int WD, class T, int64_t FD>
 void rows_range(const Consts<T>& c, T* w, T* s0, T* s1, int64_t dim_rt, const int64_t* idx,
                 int64_t b, int64_t e, const T* g) {
   const int64_t dim = FD > 0 ? FD : dim_rt;
   const int64_t bytes = dim * static_cast<int64_t>(sizeof(T));
-  constexpr int slots = K == OptKind::kSGD ? 0 : (K == OptKind::kAdam ? 2 : 1);
+  constexpr int slots = opt_num_slots(K);
   for (int64_t i = b; i < e; ++i) {
     if (i + kOptimAhead < e) {
       const int64_t f = idx[i + kOptimAhead] * dim;
@@ -89,8 +144,8 @@ void rows_range(const Consts<T>& c, T* w, T* s0, T* s1, int64_t dim_rt, const in
       if (slots >= 2) prefetch_row(s1 + f, bytes);
     }
     const int64_t o = idx[i] * dim;
-    update<K, T, FD>(c, w + o, slots >= 1 ? s0 + o : nullptr, slots >= 2 ? s1 + o : nullptr,
-                     g + i * dim, dim);
+    update<K, WD, T, FD>(c, w + o, slots >= 1 ? s0 + o : nullptr,
+                         slots >= 2 ? s1 + o : nullptr, g + i * dim, dim);
   }
 }
 
@@ -102,7 +157,36 @@ void dispatch_kind(OptKind k, F&& f) {
     case OptKind::kNesterov: f(std::integral_constant<OptKind, OptKind::kNesterov>{}); break;
     case OptKind::kAdagrad: f(std::integral_constant<OptKind, OptKind::kAdagrad>{}); break;
     case OptKind::kAdam: f(std::integral_constant<OptKind, OptKind::kAdam>{}); break;
+    case OptKind::kTorchSGD: f(std::integral_constant<OptKind, OptKind::kTorchSGD>{}); break;
+    case OptKind::kTorchMomentum:
+      f(std::integral_constant<OptKind, OptKind::kTorchMomentum>{});
+      break;
+    case OptKind::kTorchNesterov:
+      f(std::integral_constant<OptKind, OptKind::kTorchNesterov>{});
+      break;
+    case OptKind::kTorchAdagrad: f(std::integral_constant<OptKind, OptKind::kTorchAdagrad>{}); break;
+    case OptKind::kTorchAdam: f(std::integral_constant<OptKind, OptKind::kTorchAdam>{}); break;
   }
+}
+
+// Calls f(kind, wd) with both as compile-time constants.  Weight decay exists for the
+// torch kinds only, and decoupled decay for kTorchAdam only (the caller checks; other
+// combinations run without decay), which keeps the number of instantiations down.
+template <class F>
+void dispatch_kind_wd(const OptHyper& h, F&& f) {
+  dispatch_kind(h.kind, [&](auto kc) {
+    constexpr OptKind K = decltype(kc)::value;
+    if constexpr (!is_torch_kind(K)) {
+      f(kc, std::integral_constant<int, 0>{});
+    } else if constexpr (K == OptKind::kTorchAdam) {
+      if (h.wd_mode == 1) f(kc, std::integral_constant<int, 1>{});
+      else if (h.wd_mode == 2) f(kc, std::integral_constant<int, 2>{});
+      else f(kc, std::integral_constant<int, 0>{});
+    } else {
+      if (h.wd_mode == 1) f(kc, std::integral_constant<int, 1>{});
+      else f(kc, std::integral_constant<int, 0>{});
+    }
+  });
 }
 
 int64_t grain_for(int64_t row_bytes, OptKind k) {
@@ -134,12 +218,13 @@ void optim_rows(const OptHyper& h, T* w, T* s0, T* s1, int64_t dim, const int64_
   if (k <= 0 || dim <= 0) return;
   const Consts<T> c(h);
   const int64_t grain = grain_for(dim * static_cast<int64_t>(sizeof(T)), h.kind);
-  dispatch_kind(h.kind, [&](auto kc) {
+  dispatch_kind_wd(h, [&](auto kc, auto wdc) {
     constexpr OptKind K = decltype(kc)::value;
+    constexpr int WD = decltype(wdc)::value;
     dispatch_dim(dim, [&](auto fd) {
       constexpr int64_t FD = decltype(fd)::value;
       parallel_for(k, grain, [&](int64_t b, int64_t e, int) {
-        rows_range<K, T, FD>(c, w, s0, s1, dim, idx, b, e, g);
+        rows_range<K, WD, T, FD>(c, w, s0, s1, dim, idx, b, e, g);
       });
       return 0;
     });
@@ -152,9 +237,10 @@ void optim_all_rows(const OptHyper& h, T* w, T* s0, T* s1, int64_t rows, int64_t
   if (rows <= 0 || dim <= 0) return;
   const Consts<T> c(h);
   const int64_t grain = grain_for(dim * static_cast<int64_t>(sizeof(T)), h.kind);
-  dispatch_kind(h.kind, [&](auto kc) {
+  dispatch_kind_wd(h, [&](auto kc, auto wdc) {
     constexpr OptKind K = decltype(kc)::value;
-    constexpr int slots = K == OptKind::kSGD ? 0 : (K == OptKind::kAdam ? 2 : 1);
+    constexpr int WD = decltype(wdc)::value;
+    constexpr int slots = opt_num_slots(K);
     dispatch_dim(dim, [&](auto fd) {
       constexpr int64_t FD = decltype(fd)::value;
       parallel_for(rows, grain, [&](int64_t b, int64_t e, int) {
@@ -164,7 +250,7 @@ void optim_all_rows(const OptHyper& h, T* w, T* s0, T* s1, int64_t rows, int64_t
           const T* gr = zero.data();
           if (pos < k && idx[pos] == r) gr = g + (pos++) * dim;
           const int64_t o = r * dim;
-          update<K, T, FD>(c, w + o, slots >= 1 ? s0 + o : nullptr,
+          update<K, WD, T, FD>(c, w + o, slots >= 1 ? s0 + o : nullptr,
                            slots >= 2 ? s1 + o : nullptr, gr, dim);
         }
       });
@@ -178,11 +264,12 @@ void optim_dense(const OptHyper& h, T* w, T* s0, T* s1, int64_t n, const T* g) {
   if (n <= 0) return;
   const Consts<T> c(h);
   const int64_t grain = grain_for(static_cast<int64_t>(sizeof(T)), h.kind);
-  dispatch_kind(h.kind, [&](auto kc) {
+  dispatch_kind_wd(h, [&](auto kc, auto wdc) {
     constexpr OptKind K = decltype(kc)::value;
-    constexpr int slots = K == OptKind::kSGD ? 0 : (K == OptKind::kAdam ? 2 : 1);
+    constexpr int WD = decltype(wdc)::value;
+    constexpr int slots = opt_num_slots(K);
     parallel_for(n, grain, [&](int64_t b, int64_t e, int) {
-      update<K, T, 0>(c, w + b, slots >= 1 ? s0 + b : nullptr, slots >= 2 ? s1 + b : nullptr,
+      update<K, WD, T, 0>(c, w + b, slots >= 1 ? s0 + b : nullptr, slots >= 2 ? s1 + b : nullptr,
                       g + b, e - b);
     });
   });

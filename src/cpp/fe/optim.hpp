@@ -14,6 +14,23 @@
 //     step_size = lr * sqrt(1 - beta2^t) / (1 - beta1^t) is computed by the caller (double)
 //     with t the variable's step count; the Adam form is torch SparseAdam's, term for term.
 //
+// The torch.optim forms (fastembed.torch.optim; torch's names: buf, sum, exp_avg, exp_avg_sq).
+// Weight decay first, per element of the row: L2 (wd_mode 1) g = g + weight_decay * w, or
+// decoupled (wd_mode 2, Adam only) w = w * decay with decay = 1 - lr * weight_decay.
+//   kTorchSGD                   w = w + (-lr) * g                       (no slot)
+//   kTorchMomentum              buf = momentum * buf + (1 - dampening) * g   (buf = g when
+//                               init_buf: torch's first step);  w = w + (-lr) * buf
+//   kTorchNesterov              buf as above;  w = w + (-lr) * (g + momentum * buf)
+//   kTorchAdagrad               sum = sum + g * g;  w = w + (-lr) * (g / (sqrt(sum) + eps))
+//                               (lr is torch's clr = lr / (1 + (t - 1) * lr_decay))
+//   kTorchAdam                  m = m + (1 - beta1) * (g - m)
+//                               v = v * beta2 + ((1 - beta2) * g) * g
+//                               w = w + (-step_size) * (m / (sqrt(v) / bias2_sqrt + eps))
+//     step_size = lr / (1 - beta1^t), bias2_sqrt = sqrt(1 - beta2^t), computed by the caller
+//     in double, as torch's _single_tensor_adam does.  torch's CPU kernels may fuse a
+//     multiply-add (FMA) where these round twice, so results agree with torch.optim to an
+//     ulp or so per step, not bit for bit (-ffp-contract=off keeps ours reproducible).
+//
 //   optim_copy_ids(ids, k, rows, out, sorted_unique) -> int64
 //     Reads ids[0..k) once each into out[0..k) (int64) and checks each against [0, rows).
 //     Returns the first bad position (out is then partly written, nothing else is) or -1.
@@ -48,7 +65,11 @@
 
 namespace fe {
 
-enum class OptKind : int { kSGD = 0, kMomentum = 1, kNesterov = 2, kAdagrad = 3, kAdam = 4 };
+enum class OptKind : int {
+  kSGD = 0, kMomentum = 1, kNesterov = 2, kAdagrad = 3, kAdam = 4,
+  kTorchSGD = 5, kTorchMomentum = 6, kTorchNesterov = 7, kTorchAdagrad = 8, kTorchAdam = 9
+};
+constexpr int kOptKindLast = 9;
 
 struct OptHyper {
   OptKind kind = OptKind::kSGD;
@@ -58,20 +79,34 @@ struct OptHyper {
   double beta2 = 0.999;
   double eps = 1e-7;
   double step_size = 0.0;  // Adam only
+  // torch kinds only (see above)
+  int wd_mode = 0;           // 0 none, 1 L2, 2 decoupled (kTorchAdam)
+  double weight_decay = 0.0;
+  double decay = 1.0;        // decoupled: 1 - lr * weight_decay
+  double dampening = 0.0;
+  bool init_buf = false;
+  double bias2_sqrt = 1.0;
 };
 
 // Slots a method needs: 0 (plain SGD), 1 (momentum, nesterov, Adagrad) or 2 (Adam).
-inline int opt_num_slots(OptKind k) noexcept {
-  return k == OptKind::kSGD ? 0 : (k == OptKind::kAdam ? 2 : 1);
+constexpr int opt_num_slots(OptKind k) noexcept {
+  return (k == OptKind::kSGD || k == OptKind::kTorchSGD)
+             ? 0
+             : ((k == OptKind::kAdam || k == OptKind::kTorchAdam) ? 2 : 1);
 }
 
 // The name of slot i (s0, s1) of a method, as the Python layer keys its state arrays
-// (fastembed.optimizers' _slot_names); null past opt_num_slots.
+// (fastembed.optimizers' _slot_names, torch.optim's state keys); null past opt_num_slots.
 inline const char* opt_slot_name(OptKind k, int i) noexcept {
   if (i >= opt_num_slots(k)) return nullptr;
   switch (k) {
     case OptKind::kAdagrad: return "accumulator";
     case OptKind::kAdam: return i == 0 ? "m" : "v";
+    // torch.optim's state keys (fastembed.torch.optim).
+    case OptKind::kTorchMomentum:
+    case OptKind::kTorchNesterov: return "momentum_buffer";
+    case OptKind::kTorchAdagrad: return "sum";
+    case OptKind::kTorchAdam: return i == 0 ? "exp_avg" : "exp_avg_sq";
     default: return "momentum";
   }
 }
