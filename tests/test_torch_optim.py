@@ -450,7 +450,8 @@ def bad_grad(kind, dtype=torch.float32):
         return torch.sparse_coo_tensor(torch.tensor([[-1, 2]]), torch.ones(2, D, dtype=dtype),
                                        (V, D), check_invariants=False), IndexError
     if kind == "dtype":
-        return torch.sparse_coo_tensor(torch.tensor([[1, 2]]), torch.ones(2, D, dtype=torch.float64),
+        return torch.sparse_coo_tensor(torch.tensor([[1, 2]]),
+                                       torch.ones(2, D, dtype=torch.float64),
                                        (V, D)), TypeError
     if kind == "shape":
         return torch.sparse_coo_tensor(torch.tensor([[1, 2]]), torch.ones(2, D + 1),

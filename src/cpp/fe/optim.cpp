@@ -164,7 +164,9 @@ void dispatch_kind(OptKind k, F&& f) {
     case OptKind::kTorchNesterov:
       f(std::integral_constant<OptKind, OptKind::kTorchNesterov>{});
       break;
-    case OptKind::kTorchAdagrad: f(std::integral_constant<OptKind, OptKind::kTorchAdagrad>{}); break;
+    case OptKind::kTorchAdagrad:
+      f(std::integral_constant<OptKind, OptKind::kTorchAdagrad>{});
+      break;
     case OptKind::kTorchAdam: f(std::integral_constant<OptKind, OptKind::kTorchAdam>{}); break;
   }
 }
