@@ -5,7 +5,10 @@ validated and computed in ``_core`` (src/cpp/bindings/bind_bag.cpp over src/cpp/
 """
 from __future__ import annotations
 
+from typing import Any, Literal, Optional, Tuple, Union, overload
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._ids import as_ids, as_values, as_values_like
@@ -13,8 +16,21 @@ from ._ids import as_ids, as_values, as_values_like
 __all__ = ["embedding_bag", "embedding_bag_backward", "embedding_bag_per_sample_weights_backward"]
 
 
-def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
-                  mask_zero=False, return_argmax=False):
+@overload
+def embedding_bag(table: Any, ids: ArrayLike, offsets: Optional[ArrayLike] = ...,
+                  mode: str = ..., per_sample_weights: Optional[ArrayLike] = ...,
+                  mask_zero: bool = ..., return_argmax: Literal[False] = ...
+                  ) -> NDArray[np.floating[Any]]: ...
+@overload
+def embedding_bag(table: Any, ids: ArrayLike, offsets: Optional[ArrayLike] = ...,
+                  mode: str = ..., per_sample_weights: Optional[ArrayLike] = ...,
+                  mask_zero: bool = ..., *, return_argmax: Literal[True]
+                  ) -> Tuple[NDArray[np.floating[Any]], Optional[NDArray[np.int64]]]: ...
+def embedding_bag(table: Any, ids: ArrayLike, offsets: Optional[ArrayLike] = None,
+                  mode: str = "sum", per_sample_weights: Optional[ArrayLike] = None,
+                  mask_zero: bool = False, return_argmax: bool = False
+                  ) -> Union[NDArray[np.floating[Any]],
+                             Tuple[NDArray[np.floating[Any]], Optional[NDArray[np.int64]]]]:
     """Pool rows of `table` into bags.
 
     Parameters
@@ -76,8 +92,11 @@ def embedding_bag(table, ids, offsets=None, mode="sum", per_sample_weights=None,
     return (out, argmax) if return_argmax else out
 
 
-def embedding_bag_backward(grad_output, ids, rows, offsets=None, mode="sum",
-                           per_sample_weights=None, mask_zero=False, argmax=None):
+def embedding_bag_backward(grad_output: NDArray[np.floating[Any]], ids: ArrayLike, rows: int,
+                           offsets: Optional[ArrayLike] = None, mode: str = "sum",
+                           per_sample_weights: Optional[ArrayLike] = None,
+                           mask_zero: bool = False, argmax: Optional[NDArray[np.int64]] = None
+                           ) -> Tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
     """The table gradient of one ``embedding_bag`` call, coalesced.
 
     Stateless: given the forward's arguments (and, for ``max``, its argmax), the gradient
@@ -130,9 +149,11 @@ def embedding_bag_backward(grad_output, ids, rows, offsets=None, mode="sum",
                         rows)
 
 
-def embedding_bag_per_sample_weights_backward(grad_output, table, ids, offsets=None,
-                                              mode="sum", per_sample_weights=None,
-                                              mask_zero=False):
+def embedding_bag_per_sample_weights_backward(
+        grad_output: NDArray[np.floating[Any]], table: Any, ids: ArrayLike,
+        offsets: Optional[ArrayLike] = None, mode: str = "sum",
+        per_sample_weights: Optional[ArrayLike] = None,
+        mask_zero: bool = False) -> NDArray[np.floating[Any]]:
     """The gradient of one ``embedding_bag`` call with respect to its per_sample_weights.
 
     Parameters

@@ -19,6 +19,11 @@ gives the coalesced table gradient of ``embedding_bag`` (for ``max``, from the a
 """
 from __future__ import annotations
 
+from typing import Any, Optional, Tuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
 from . import _core
 from ._bagops import (embedding_bag, embedding_bag_backward,
                       embedding_bag_per_sample_weights_backward)
@@ -29,7 +34,8 @@ __all__ = ["gather", "scatter_add", "coalesce", "embedding_bag", "embedding_bag_
            "embedding_bag_per_sample_weights_backward", "quantize_rows", "QuantizedTable"]
 
 
-def gather(table, ids, out=None):
+def gather(table: Any, ids: ArrayLike,
+           out: Optional[NDArray[Any]] = None) -> NDArray[np.floating[Any]]:
     """Look up rows: ``out[...] = table[ids]`` (the forward pass of an embedding).
 
     Parameters
@@ -65,7 +71,8 @@ def gather(table, ids, out=None):
     return _core.gather(table, as_ids(ids), out)
 
 
-def scatter_add(target, ids, values, scale=1.0):
+def scatter_add(target: NDArray[Any], ids: ArrayLike, values: ArrayLike,
+                scale: float = 1.0) -> None:
     """In place: ``target[ids[i]] += scale * values[i]`` for every position, duplicates summed.
 
     The backward pass of a lookup.  Equal bit for bit to
@@ -98,7 +105,8 @@ def scatter_add(target, ids, values, scale=1.0):
     _core.scatter_add(target, as_ids(ids), as_values_like(values, target, "values"), scale)
 
 
-def coalesce(ids, values):
+def coalesce(ids: ArrayLike, values: NDArray[np.floating[Any]]
+             ) -> Tuple[NDArray[np.int64], NDArray[np.floating[Any]]]:
     """Sum the rows of duplicate ids: returns ``(unique_ids, summed_values)``.
 
     ``unique_ids`` is the sorted unique int64 ids, ``summed_values[k]`` the sum (in

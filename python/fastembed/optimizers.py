@@ -27,6 +27,8 @@ import math
 import operator
 import threading
 
+from typing import Any, Optional
+
 import numpy as np
 
 from . import _core
@@ -143,7 +145,7 @@ class Optimizer:
 
     _slot_names: tuple = ()
 
-    def __init__(self, learning_rate, name=None):
+    def __init__(self, learning_rate: float, name: Optional[str] = None) -> None:
         self.learning_rate = _positive(learning_rate, "learning_rate")
         self.name = type(self).__name__.lower() if name is None else str(name)
         self._slots: list = []
@@ -210,7 +212,7 @@ class Optimizer:
         s = self._find(var)
         return 0 if s is None else s.step
 
-    def get_config(self) -> dict:
+    def get_config(self) -> dict[str, Any]:
         """The constructor arguments (JSON-able)."""
         return {"name": self.name, "learning_rate": self.learning_rate}
 
@@ -222,7 +224,7 @@ class Optimizer:
                             f"{type(config).__name__}")
         return cls(**config)
 
-    def get_state(self) -> dict:
+    def get_state(self) -> dict[str, Any]:
         """The optimizer's state: ``{"config": <JSON-able dict>, "arrays": {name: ndarray}}``.
 
         ``config`` holds the constructor arguments, the class name, each variable's step
@@ -240,7 +242,7 @@ class Optimizer:
                            "variables": slots},
                 "arrays": arrays}
 
-    def set_state(self, state, variables=None) -> None:
+    def set_state(self, state: dict[str, Any], variables: Any = None) -> None:
         """Restore :meth:`get_state`'s output.
 
         Parameters
@@ -340,7 +342,7 @@ class Optimizer:
     def _array_of(var) -> np.ndarray:
         return var.embeddings if _is_layer(var) else var
 
-    def apply_gradients(self, grads_and_vars) -> None:
+    def apply_gradients(self, grads_and_vars: Any) -> None:
         """Apply each ``(grad, var)`` pair.
 
         Parameters
@@ -523,7 +525,9 @@ class SGD(Optimizer):
 
     _slot_names = _core.opt_slot_names(_Kind.MOMENTUM)
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, lazy=True, name=None):
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, lazy: bool = True,
+                 name: Optional[str] = None) -> None:
         super().__init__(learning_rate, name)
         self.momentum, self.nesterov, self.lazy = momentum, nesterov, lazy
         self._adopt(self._checked())
@@ -570,8 +574,8 @@ class Adagrad(Optimizer):
 
     _slot_names = _core.opt_slot_names(_Kind.ADAGRAD)
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
-                 name=None):
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, name: Optional[str] = None) -> None:
         super().__init__(learning_rate, name)
         self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
         self._adopt(self._checked())
@@ -618,8 +622,9 @@ class Adam(Optimizer):
 
     _slot_names = _core.opt_slot_names(_Kind.ADAM)
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, lazy=True,
-                 name=None):
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, lazy: bool = True,
+                 name: Optional[str] = None) -> None:
         super().__init__(learning_rate, name)
         self.beta_1, self.beta_2, self.epsilon, self.lazy = beta_1, beta_2, epsilon, lazy
         self._adopt(self._checked())

@@ -12,7 +12,10 @@ import os
 import stat
 from collections.abc import Mapping
 
+from typing import Any, Iterator, Optional
+
 import numpy as np
+from numpy.typing import NDArray
 
 from . import _core
 
@@ -42,7 +45,14 @@ class WordVectors:
 
     __slots__ = ("words", "vectors", "index", "dim", "n_duplicates", "format", "path")
 
-    def __init__(self, words, vectors, index=None, *, n_duplicates=0, format=None, path=None):
+    words: list[str]
+    vectors: NDArray[np.floating[Any]]
+    index: dict[str, int]
+    dim: int
+
+    def __init__(self, words: list[str], vectors: NDArray[np.floating[Any]],
+                 index: Optional[dict[str, int]] = None, *, n_duplicates: int = 0,
+                 format: Optional[str] = None, path: Optional[str] = None) -> None:
         vectors = np.asarray(vectors)
         words = list(words)
         if vectors.ndim != 2 or vectors.shape[0] != len(words):
@@ -64,24 +74,24 @@ class WordVectors:
         self.format = format
         self.path = path
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.words)
 
-    def __contains__(self, word):
+    def __contains__(self, word: object) -> bool:
         return word in self.index
 
-    def __getitem__(self, word):
+    def __getitem__(self, word: str) -> NDArray[np.floating[Any]]:
         return self.vectors[self.index[word]]
 
-    def get(self, word, default=None):
+    def get(self, word: str, default: Any = None) -> Any:
         """The vector of ``word``, or ``default`` when the file does not have it."""
         row = self.index.get(word)
         return default if row is None else self.vectors[row]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self.words)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         src = f", path={self.path!r}" if self.path is not None else ""
         return (f"WordVectors({len(self.words)} words x {self.dim} dims, "
                 f"dtype={self.vectors.dtype}{src})")
@@ -97,7 +107,8 @@ def _dtype_name(dtype):
     return dt.name
 
 
-def load_vectors(path, format="auto", dtype="float32", limit=None):
+def load_vectors(path: Any, format: str = "auto", dtype: Any = "float32",
+                 limit: Optional[int] = None) -> WordVectors:
     """Read pretrained word vectors.
 
     Parameters
@@ -232,7 +243,8 @@ def _rows_and_cutoff(word_index, num_words):
     return min(int(num_words), rows), int(num_words)
 
 
-def build_embedding_matrix(word_index, vectors, num_words=None):
+def build_embedding_matrix(word_index: Any, vectors: Any, num_words: Optional[int] = None
+                           ) -> NDArray[np.floating[Any]]:
     """The embedding matrix of Keras' pretrained-embeddings example.
 
     Parameters
@@ -265,7 +277,8 @@ def build_embedding_matrix(word_index, vectors, num_words=None):
     return out
 
 
-def embedding_coverage(word_index, vectors, num_words=None):
+def embedding_coverage(word_index: Any, vectors: Any, num_words: Optional[int] = None
+                       ) -> tuple[int, int]:
     """How many of the kept words have a pretrained vector.
 
     Parameters are those of :func:`build_embedding_matrix`.
