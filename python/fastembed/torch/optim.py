@@ -163,14 +163,7 @@ def _prepare_sparse(p, g, where, linear=False):
     if p.dtype not in _FLOATS:
         raise TypeError(f"{where}: sparse gradients need a float32 or float64 parameter, "
                         f"got {p.dtype}")
-    if g.dtype != p.dtype:
-        raise TypeError(f"{where}: the gradient must have the parameter's dtype {p.dtype}, "
-                        f"got {g.dtype}")
-    if g.device.type != "cpu":
-        raise ValueError(f"{where}: the gradient is on {g.device}, expected the CPU")
-    if tuple(g.shape) != tuple(p.shape):
-        raise ValueError(f"{where}: the gradient's shape {tuple(g.shape)} does not match the "
-                         f"parameter's {tuple(p.shape)}")
+    _check_grad(p, g, where)
     if g.sparse_dim() != 1 or p.dim() < 1:
         raise ValueError(f"{where}: a sparse gradient must be sparse in its first dimension "
                          f"only (sparse_dim 1, as nn.Embedding makes them), got sparse_dim "
@@ -196,7 +189,8 @@ def _prepare_sparse(p, g, where, linear=False):
     return _SparsePlan(prepared, table)
 
 
-def _check_dense_grad(p, g, where) -> None:
+def _check_grad(p, g, where) -> None:
+    """The checks every gradient passes, sparse or dense: dtype, device, shape."""
     if g.dtype != p.dtype:
         raise TypeError(f"{where}: the gradient must have the parameter's dtype {p.dtype}, "
                         f"got {g.dtype}")
@@ -303,7 +297,7 @@ class _Fused(_TorchOptimizer):
                     state, fresh = self._state_plan(p, hp, True, where)
                     sparse.append((p, plan, state, fresh))
                 elif g.layout == torch.strided:
-                    _check_dense_grad(p, g, where)
+                    _check_grad(p, g, where)
                     if self._dense_via_kernel:
                         if p.dtype not in _FLOATS:
                             raise TypeError(f"{where}: {type(self).__name__} needs float32 "
